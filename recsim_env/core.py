@@ -1,0 +1,369 @@
+"""The batched state and step logic shared by :class:`RecSimEnv` (N = 1) and the vector env.
+
+Every array has one row per session (sub-environment). A step validates the slates, builds one
+:class:`~simulators.base.SimulationRequest` per row, makes ONE simulator call for all rows, turns
+the answers into reward terms, updates memory and patience, and builds the observations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, Sequence
+
+import numpy as np
+from gymnasium import spaces
+
+from recsim_env.candidates import CandidateGenerator, MixedCandidates
+from recsim_env.data import Dataset, load_dataset
+from recsim_env.features import item_features, taste_profiles, user_features
+from recsim_env.rewards import REWARD_TERMS, RewardWeights, reward_terms
+from simulators.base import SimulationRequest, UserSimulator
+
+__all__ = ["EnvConfig", "SessionBatch", "StepOutput", "make_simulator"]
+
+ActionMode = Literal["catalog", "candidates"]
+FEEDBACK_KEYS = ("item_id", "position", "clicked", "skipped", "watch_ratio", "rating", "reason_class", "reason_text")
+
+
+@dataclass(frozen=True)
+class UserDynamics:
+    """Patience: starts at ``initial``, capped at ``maximum``; the user leaves when it reaches 0.
+
+    Each step it falls by ``skip_cost`` per fast skip and by ``empty_page_cost`` when nothing on the
+    page was clicked (page mode) or everything was skipped (feed mode), and rises by ``like_gain``
+    per liked item.
+    """
+
+    initial: float = 5.0
+    maximum: float = 10.0
+    skip_cost: float = 0.25
+    empty_page_cost: float = 1.0
+    like_gain: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.initial <= self.maximum:
+            raise ValueError(f"UserDynamics needs 0 < initial <= maximum, got initial={self.initial}, maximum={self.maximum}.")
+        if min(self.skip_cost, self.empty_page_cost, self.like_gain) < 0:
+            raise ValueError("UserDynamics costs and gains must be >= 0.")
+
+
+@dataclass
+class EnvConfig:
+    """Arguments of ``RecSimEnv`` / ``RecSimVectorEnv`` (see the RecSimEnv docstring)."""
+
+    dataset: str | Dataset = "ml-100k"
+    simulator: str | UserSimulator = "fitted"
+    feedback_mode: Literal["page", "feed"] = "feed"
+    action_mode: ActionMode = "catalog"
+    slate_size: int = 10
+    num_candidates: int = 50
+    candidate_generator: CandidateGenerator | None = None
+    user_split: str = "train"
+    memory_size: int = 30
+    min_history: int = 5
+    reward_weights: RewardWeights | dict | None = None
+    dynamics: UserDynamics | dict | None = None
+    max_episode_steps: int | None = None
+    profile_decay: float = 0.9
+
+    def __post_init__(self) -> None:
+        if self.feedback_mode not in ("page", "feed"):
+            raise ValueError(f"feedback_mode must be 'page' or 'feed', got {self.feedback_mode!r}.")
+        if self.action_mode not in ("catalog", "candidates"):
+            raise ValueError(f"action_mode must be 'catalog' or 'candidates', got {self.action_mode!r}.")
+        if self.slate_size < 1:
+            raise ValueError(f"slate_size must be >= 1, got {self.slate_size}.")
+        if self.action_mode == "candidates" and self.num_candidates < self.slate_size:
+            raise ValueError(
+                f"num_candidates ({self.num_candidates}) must be >= slate_size ({self.slate_size}) in candidates mode."
+            )
+        if self.memory_size < 1 or self.min_history < 1:
+            raise ValueError("memory_size and min_history must be >= 1.")
+        if self.max_episode_steps is not None and self.max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be None or >= 1, got {self.max_episode_steps}.")
+        self.reward_weights = RewardWeights.coerce(self.reward_weights)
+        if self.dynamics is None:
+            self.dynamics = UserDynamics()
+        elif isinstance(self.dynamics, dict):
+            self.dynamics = UserDynamics(**self.dynamics)
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> "EnvConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"RecSimEnv got unknown argument(s) {unknown}; known arguments: {sorted(known)}.")
+        return cls(**kwargs)
+
+
+def make_simulator(spec: str | UserSimulator, dataset: Dataset) -> UserSimulator:
+    """Resolve ``simulator=`` (a name or an object with ``respond``) to a simulator."""
+    if isinstance(spec, str):
+        if spec == "fitted":
+            from simulators.fitted import FittedUserModel
+
+            return FittedUserModel.fit(dataset)
+        raise ValueError(
+            f"Unknown simulator {spec!r}. Available: 'fitted' (data-fitted user model), or pass any object "
+            f"with a respond(requests, rngs) method (see simulators.base.UserSimulator)."
+        )
+    if not callable(getattr(spec, "respond", None)):
+        raise TypeError(
+            f"simulator must be a name or an object with respond(requests, rngs); got {type(spec).__name__}."
+        )
+    return spec
+
+
+@dataclass
+class StepOutput:
+    """Batched result of one step for the rows that stepped."""
+
+    obs: dict[str, np.ndarray]
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    feedback: dict[str, np.ndarray]  # FEEDBACK_KEYS -> (N, K)
+    terms: np.ndarray  # (N, len(REWARD_TERMS))
+    choice_probs: list
+    skip_probs: list
+    errors: np.ndarray
+    users: np.ndarray
+    patience: np.ndarray
+    extra: list = field(default_factory=list)
+
+
+class SessionBatch:
+    """State of N user sessions; rows are stepped and reset independently."""
+
+    def __init__(self, config: EnvConfig, num_sessions: int) -> None:
+        self.config = config
+        self.dataset = config.dataset if isinstance(config.dataset, Dataset) else load_dataset(config.dataset)
+        ds = self.dataset
+        self.simulator = make_simulator(config.simulator, ds)
+        self.features = item_features(ds)
+        self.item_numeric = self.features.numeric
+        self.user_feats = user_features(ds)
+        lengths = np.diff(ds.user_ptr)
+        pool = ds.users(config.user_split)
+        self.user_pool = pool[lengths[pool] >= config.min_history]
+        if len(self.user_pool) == 0:
+            raise ValueError(
+                f"No {config.user_split!r} user of {ds.name!r} has >= min_history={config.min_history} interactions."
+            )
+        self.candidates_gen = None
+        if config.action_mode == "candidates":
+            self.candidates_gen = config.candidate_generator or MixedCandidates(ds, config.num_candidates)
+            if self.candidates_gen.num_candidates != config.num_candidates:
+                raise ValueError(
+                    f"candidate_generator.num_candidates={self.candidates_gen.num_candidates} differs from "
+                    f"num_candidates={config.num_candidates}."
+                )
+        self.n = num_sessions
+        n, H = num_sessions, config.memory_size
+        self.user = np.zeros(n, dtype=np.int64)
+        self.hist = np.full((n, H), -1, dtype=np.int64)
+        self.hist_ratio = np.full((n, H), np.nan)
+        self.hist_skipped = np.zeros((n, H), dtype=bool)
+        self.consumed = np.zeros((n, ds.n_items), dtype=bool)
+        self.patience = np.zeros(n)
+        self.steps = np.zeros(n, dtype=np.int64)
+        self.candidates = np.zeros((n, config.num_candidates), dtype=np.int64)
+        self.weights = config.reward_weights.as_array()
+        self.observation_space = self._observation_space()
+        K = config.slate_size
+        high = config.num_candidates if config.action_mode == "candidates" else ds.n_items
+        self.action_space = spaces.MultiDiscrete(np.full(K, high, dtype=np.int64))
+
+    # -------------------------------------------------------------------------------- spaces
+    def _observation_space(self) -> spaces.Dict:
+        c, ds = self.config, self.dataset
+        H = c.memory_size
+        d = self.features.text.shape[1]
+        obs = {
+            "user": spaces.Box(0.0, 1.0, (self.user_feats.shape[1],), np.float32),
+            "history_items": spaces.Box(-1, ds.n_items - 1, (H,), np.int64),
+            "history_feedback": spaces.Box(0.0, np.inf, (H, 3), np.float32),
+            "profile": spaces.Box(-1.0, 1.0, (d,), np.float32),
+            "patience": spaces.Box(0.0, c.dynamics.maximum, (1,), np.float32),
+            "step": spaces.Box(0.0, np.inf, (1,), np.float32),
+        }
+        if c.action_mode == "candidates":
+            M = c.num_candidates
+            obs["candidates"] = spaces.Box(0, ds.n_items - 1, (M,), np.int64)
+            obs["candidate_features"] = spaces.Box(-np.inf, np.inf, (M, self.item_numeric.shape[1]), np.float32)
+        return spaces.Dict(obs)
+
+    # ------------------------------------------------------------------------------- actions
+    def validate(self, slates: Any, batch_shape: tuple[int, ...]) -> np.ndarray:
+        """Check shape, integrality and range; return an int64 array of shape batch_shape + (K,)."""
+        K = self.config.slate_size
+        high = int(self.action_space.nvec[0])
+        what = "candidate indices in [0, num_candidates)" if self.config.action_mode == "candidates" else "item indices in [0, n_items)"
+        arr = np.asarray(slates)
+        expected = batch_shape + (K,)
+        if arr.shape != expected:
+            raise ValueError(
+                f"Action has shape {arr.shape}, expected {expected}: {'one slate per sub-env of ' if batch_shape else ''}"
+                f"{K} {what} (slate_size={K}). Use env.action_space.sample() to see a valid action."
+            )
+        if arr.dtype.kind not in "iu":
+            if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+                arr = arr.astype(np.int64)
+            else:
+                raise ValueError(f"Action must hold integers ({what}), got dtype {arr.dtype}.")
+        if arr.size and (arr.min() < 0 or arr.max() >= high):
+            bad = arr[(arr < 0) | (arr >= high)].ravel()[0]
+            raise ValueError(f"Action index {bad} is out of range: expected {what}, i.e. 0 <= index < {high}.")
+        return arr.astype(np.int64, copy=False)
+
+    # --------------------------------------------------------------------------------- reset
+    def reset_rows(self, rows: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
+        """Start new sessions: a user from the pool, memory from a random cut of its real history."""
+        ds, H = self.dataset, self.config.memory_size
+        for row, rng in zip(rows, rngs):
+            user = int(self.user_pool[rng.integers(len(self.user_pool))])
+            h = ds.history(user)
+            n_hist = h.stop - h.start
+            cut = int(rng.integers(self.config.min_history, n_hist + 1))
+            idx = np.arange(h.start, h.start + cut)
+            recent = idx[-H:]
+            self.user[row] = user
+            self.hist[row] = -1
+            self.hist_ratio[row] = np.nan
+            self.hist_skipped[row] = False
+            m = len(recent)
+            self.hist[row, H - m :] = ds.inter_item[recent]
+            ratio = ds.inter_watch_ratio[recent]
+            self.hist_ratio[row, H - m :] = ratio
+            self.hist_skipped[row, H - m :] = ratio < ds.thresholds.skip_below
+            self.consumed[row] = False
+            self.consumed[row, ds.inter_item[idx]] = True
+            self.patience[row] = self.config.dynamics.initial
+            self.steps[row] = 0
+        if self.candidates_gen is not None:
+            self._refresh_candidates(rows, rngs)
+
+    def _refresh_candidates(self, rows: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
+        if len(rows):
+            self.candidates[rows] = self.candidates_gen.generate(
+                self.consumed[rows], self.hist[rows], self.hist_skipped[rows], rngs
+            )
+
+    # ---------------------------------------------------------------------------------- step
+    def step_rows(self, rows: np.ndarray, slates: np.ndarray, rngs: Sequence[np.random.Generator]) -> StepOutput:
+        """Step the sessions ``rows`` with validated ``slates`` (len(rows), K)."""
+        c, ds = self.config, self.dataset
+        K = c.slate_size
+        n = len(rows)
+        items = np.take_along_axis(self.candidates[rows], slates, 1) if c.action_mode == "candidates" else slates
+        dup = (items[:, :, None] == items[:, None, :]) & np.tri(K, K, -1, dtype=bool)[None]
+        repeated = self.consumed[rows[:, None], items] | dup.any(2)
+        requests = [
+            SimulationRequest(
+                user=int(self.user[r]), history_items=self.hist[r], history_watch_ratio=self.hist_ratio[r],
+                history_skipped=self.hist_skipped[r], slate=items[i], repeated=repeated[i],
+                mode=c.feedback_mode, step=int(self.steps[r]),
+            )
+            for i, r in enumerate(rows)
+        ]
+        responses = self.simulator.respond(requests, rngs)
+        if len(responses) != n:
+            raise RuntimeError(f"Simulator returned {len(responses)} responses for {n} requests.")
+        played = np.stack([r.played for r in responses]).astype(bool)
+        clicked = np.stack([r.clicked for r in responses]).astype(bool)
+        skipped = np.stack([r.skipped for r in responses]).astype(bool) & played
+        watch = np.stack([r.watch_ratio for r in responses]).astype(np.float64)
+        rating = np.stack([r.rating for r in responses]).astype(np.float64)
+        leave = np.array([bool(r.leave) for r in responses])
+        errors = np.array([int(r.errors) for r in responses])
+
+        terms = reward_terms(played, clicked, skipped, watch, repeated, ds.thresholds.like_at)
+        reward = terms @ self.weights
+
+        self._remember(rows, items, played, clicked, skipped, watch)
+        dyn = c.dynamics
+        t = dict(zip(REWARD_TERMS, terms.T))
+        empty = (t["click"] == 0) if c.feedback_mode == "page" else (t["skip"] == played.sum(1))
+        patience = self.patience[rows] + dyn.like_gain * t["like"] - dyn.skip_cost * t["skip"] - dyn.empty_page_cost * empty
+        patience = np.minimum(patience, dyn.maximum)
+        self.patience[rows] = np.maximum(patience, 0.0)
+        self.steps[rows] += 1
+        terminated = (patience <= 0) | leave
+        truncated = np.zeros(n, bool) if c.max_episode_steps is None else (self.steps[rows] >= c.max_episode_steps) & ~terminated
+        if self.candidates_gen is not None:
+            self._refresh_candidates(rows, rngs)
+
+        reason_class = np.empty((n, K), dtype=object)
+        reason_text = np.empty((n, K), dtype=object)
+        for i, r in enumerate(responses):
+            if r.reason_class is not None:
+                reason_class[i] = r.reason_class
+            if r.reason_text is not None:
+                reason_text[i] = r.reason_text
+        feedback = {
+            "item_id": items,
+            "position": np.broadcast_to(np.arange(K), (n, K)),
+            "clicked": clicked,
+            "skipped": skipped,
+            "played": played,
+            "watch_ratio": np.where(played, watch, np.nan),
+            "rating": rating,
+            "reason_class": reason_class,
+            "reason_text": reason_text,
+        }
+        return StepOutput(
+            obs=self.observe(rows), reward=reward, terminated=terminated, truncated=truncated, feedback=feedback,
+            terms=terms, choice_probs=[r.choice_probs for r in responses], skip_probs=[r.skip_probs for r in responses],
+            errors=errors, users=self.user[rows].copy(), patience=self.patience[rows].copy(),
+        )
+
+    def _remember(
+        self, rows: np.ndarray, items: np.ndarray, played: np.ndarray, clicked: np.ndarray, skipped: np.ndarray,
+        watch: np.ndarray,
+    ) -> None:
+        """Append what the user played to its memory: the clicked item (page) or every item (feed)."""
+        H = self.config.memory_size
+        if self.config.feedback_mode == "feed":
+            K = items.shape[1]
+            new_items, new_ratio, new_skip = items, watch, skipped
+            if K >= H:
+                self.hist[rows], self.hist_ratio[rows], self.hist_skipped[rows] = new_items[:, -H:], new_ratio[:, -H:], new_skip[:, -H:]
+            else:
+                self.hist[rows] = np.concatenate([self.hist[rows, K:], new_items], 1)
+                self.hist_ratio[rows] = np.concatenate([self.hist_ratio[rows, K:], new_ratio], 1)
+                self.hist_skipped[rows] = np.concatenate([self.hist_skipped[rows, K:], new_skip], 1)
+            self.consumed[rows[:, None], items] = True
+            return
+        hit = clicked.any(1)
+        r = rows[hit]
+        if len(r) == 0:
+            return
+        pos = clicked[hit].argmax(1)
+        j = np.arange(len(r))
+        item = items[hit][j, pos]
+        self.hist[r] = np.concatenate([self.hist[r, 1:], item[:, None]], 1)
+        self.hist_ratio[r] = np.concatenate([self.hist_ratio[r, 1:], watch[hit][j, pos][:, None]], 1)
+        self.hist_skipped[r] = np.concatenate([self.hist_skipped[r, 1:], skipped[hit][j, pos][:, None]], 1)
+        self.consumed[r, item] = True
+
+    # ------------------------------------------------------------------------------ observe
+    def observe(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        hist = self.hist[rows]
+        ratio = self.hist_ratio[rows]
+        skipped = self.hist_skipped[rows]
+        pos, _, _ = taste_profiles(self.features, hist, ratio, skipped, self.config.profile_decay)
+        present = hist >= 0
+        fb = np.stack([present, skipped & present, np.where(present, np.nan_to_num(ratio), 0.0)], axis=-1)
+        obs = {
+            "user": self.user_feats[self.user[rows]],
+            "history_items": hist.copy(),
+            "history_feedback": fb.astype(np.float32),
+            "profile": pos.astype(np.float32),
+            "patience": self.patience[rows, None].astype(np.float32),
+            "step": self.steps[rows, None].astype(np.float32),
+        }
+        if self.candidates_gen is not None:
+            cand = self.candidates[rows]
+            obs["candidates"] = cand.copy()
+            obs["candidate_features"] = self.item_numeric[cand]
+        return obs

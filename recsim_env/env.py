@@ -1,0 +1,168 @@
+"""``RecSimEnv``: a recommender policy shows slates to a simulated user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from recsim_env.core import EnvConfig, SessionBatch, StepOutput
+from recsim_env.rewards import REWARD_TERMS
+
+__all__ = ["RecSimEnv", "step_info"]
+
+
+def step_info(out: StepOutput, i: int, batch: SessionBatch) -> dict[str, Any]:
+    """The info dict of row ``i`` of a step: per-item feedback records, reward terms, distributions."""
+    fb = out.feedback
+    K = fb["item_id"].shape[1]
+    records = []
+    for k in range(K):
+        played = bool(fb["played"][i, k])
+        wr = fb["watch_ratio"][i, k]
+        rt = fb["rating"][i, k]
+        records.append(
+            {
+                "item_id": int(fb["item_id"][i, k]),
+                "position": k,
+                "clicked": bool(fb["clicked"][i, k]),
+                "skipped": bool(fb["skipped"][i, k]) if played else None,
+                "watch_ratio": None if np.isnan(wr) else float(wr),
+                "rating": None if np.isnan(rt) else float(rt),
+                "reason_class": fb["reason_class"][i, k],
+                "reason_text": fb["reason_text"][i, k],
+            }
+        )
+    return {
+        "feedback": records,
+        "reward_terms": {name: float(v) for name, v in zip(REWARD_TERMS, out.terms[i])},
+        "user": int(out.users[i]),
+        "user_id": batch.dataset.user_tokens[int(out.users[i])],
+        "patience": float(out.patience[i]),
+        "choice_probs": out.choice_probs[i],
+        "skip_probs": out.skip_probs[i],
+        "simulator_errors": int(out.errors[i]),
+    }
+
+
+class RecSimEnv(gym.Env):
+    """A user session on a recommender: each step the policy shows a slate, the simulated user reacts.
+
+    ## Description
+    At reset a user is drawn from ``user_split`` of the dataset and its memory is its real
+    history up to a random cut point (at least ``min_history`` interactions). Each step the policy
+    shows a slate of ``slate_size`` items; the user simulator answers (one batched call per step),
+    the user's memory grows with what it played, and its patience moves with skips and likes.
+
+    ## Action Space
+    ``action_mode="catalog"``: ``MultiDiscrete([n_items] * slate_size)``, item indices (the
+    dataset's ``item_tokens[i]`` is the raw id). ``action_mode="candidates"``:
+    ``MultiDiscrete([num_candidates] * slate_size)``, indices into ``obs["candidates"]``.
+    Duplicates in a slate and already-consumed items are legal: they are never clicked, are
+    fast-skipped in feed mode and count in the ``repeat`` reward term. A wrong shape, a
+    non-integer or an out-of-range index raises ``ValueError`` saying what was expected.
+
+    ## Observation Space
+    A ``Dict`` of numeric arrays (SB3 ``MultiInputPolicy`` accepts it):
+
+    | key | shape | meaning |
+    | --- | --- | --- |
+    | user | (d_user,) | one-hot demographics (zero-width if the dataset has no user file) |
+    | history_items | (memory_size,) | memory item indices, oldest first, -1 = empty |
+    | history_feedback | (memory_size, 3) | per memory item: present, fast-skipped, watch ratio |
+    | profile | (d_text,) | recency-weighted taste profile of watched memory items |
+    | patience | (1,) | remaining patience |
+    | step | (1,) | steps taken in this episode |
+    | candidates | (num_candidates,) | candidates mode only: item indices the action indexes |
+    | candidate_features | (num_candidates, d_text + 3) | candidates mode only: text, popularity, mean rating, mean watch ratio |
+
+    Text and per-item feedback are in ``info``.
+
+    ## Feedback modes
+    ``page``: the user clicks at most one item (or none); the clicked item is played with a
+    watch ratio. ``feed``: every item plays in order and is fast-skipped (watch ratio < 0.3) or
+    watched. MovieLens has ratings only; its watch ratio is the proxy
+    ``(rating - 1) / 4`` (see ``recsim_env.data``), so rating <= 2 is a fast skip and rating >= 4 a like.
+
+    ## Rewards
+    ``sum(weight * term)`` over the terms of ``recsim_env.rewards`` (click, watch_ratio, skip,
+    repeat, like); weights from ``reward_weights`` (default click 1, watch_ratio 1, skip -0.2,
+    repeat -1, like 0). ``info["reward_terms"]`` has every raw term.
+
+    ## Starting State
+    Random user of ``user_split`` and random cut of its real history; patience ``dynamics.initial``.
+
+    ## Episode End
+    Terminated when patience reaches 0 or the simulator says the user leaves. Truncated after
+    ``max_episode_steps`` (``gym.make`` adds ``TimeLimit(100)`` by default).
+
+    ## Info
+    ``feedback``: one record per shown item: item_id, position, clicked, skipped, watch_ratio,
+    rating, reason_class, reason_text (None where unknown / not played). ``reward_terms``,
+    ``user``, ``user_id``, ``patience``, ``choice_probs`` (page mode: distribution over the slate
+    and, last, "none"), ``skip_probs`` (feed mode), ``simulator_errors`` (unusable model outputs).
+
+    ## Arguments
+    ``dataset`` ("ml-100k" or a directory of RecBole atomic files, or a ``Dataset``),
+    ``simulator`` ("fitted" or any object with ``respond(requests, rngs)``), ``feedback_mode``
+    ("page" | "feed", default "feed"), ``action_mode`` ("catalog" | "candidates"),
+    ``slate_size`` (10), ``num_candidates`` (50), ``candidate_generator`` (default
+    ``MixedCandidates``: popular, collaborative, random), ``user_split`` ("train"), ``memory_size``
+    (30), ``min_history`` (5), ``reward_weights``, ``dynamics`` (``UserDynamics`` or dict),
+    ``max_episode_steps`` (None: rely on the TimeLimit wrapper), ``profile_decay`` (0.9).
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}.")
+        self.render_mode = render_mode
+        self.config = EnvConfig.from_kwargs(kwargs)
+        self.batch = SessionBatch(self.config, 1)
+        self.dataset = self.batch.dataset
+        self.simulator = self.batch.simulator
+        self.observation_space = self.batch.observation_space
+        self.action_space = self.batch.action_space
+        self._rows = np.zeros(1, dtype=np.int64)
+        self._started = False
+        self._last_info: dict[str, Any] | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        super().reset(seed=seed)
+        self.batch.reset_rows(self._rows, [self.np_random])
+        self._started = True
+        self._last_info = None
+        return self._single(self.batch.observe(self._rows)), self._reset_info()
+
+    def _reset_info(self) -> dict[str, Any]:
+        user = int(self.batch.user[0])
+        return {"user": user, "user_id": self.dataset.user_tokens[user], "patience": float(self.batch.patience[0])}
+
+    def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
+        if not self._started:
+            raise RuntimeError("Call env.reset() before env.step().")
+        slate = self.batch.validate(action, ())
+        out = self.batch.step_rows(self._rows, slate[None], [self.np_random])
+        info = step_info(out, 0, self.batch)
+        self._last_info = info
+        return self._single(out.obs), float(out.reward[0]), bool(out.terminated[0]), bool(out.truncated[0]), info
+
+    @staticmethod
+    def _single(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: v[0] for k, v in obs.items()}
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        lines = [f"user {self.dataset.user_tokens[int(self.batch.user[0])]} patience {self.batch.patience[0]:.2f} step {int(self.batch.steps[0])}"]
+        for rec in (self._last_info or {}).get("feedback", []):
+            lines.append(
+                f"  [{rec['position']}] item {self.dataset.item_tokens[rec['item_id']]}: clicked={rec['clicked']} "
+                f"skipped={rec['skipped']} watch={rec['watch_ratio']}"
+            )
+        return "\n".join(lines)

@@ -1,0 +1,170 @@
+"""Numeric item and user features derived from a :class:`~recsim_env.data.Dataset`.
+
+Item statistics (popularity, mean rating, mean watch ratio) are computed from the *train* users'
+interactions only, so that nothing about valid/test users leaks into simulators or observations.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsim_env.data import Dataset
+
+__all__ = ["ItemFeatures", "item_features", "taste_profiles", "user_features"]
+
+# Words that carry no taste in titles and descriptions.
+STOP_WORDS = frozenset(
+    "a an the of and or in on at to for from by with about as is it its i my me you your we our he she "
+    "his her they their this that de la le el les los das der die und & - : ! ? 2 3 ii".split()
+)
+
+
+@dataclass(frozen=True)
+class ItemFeatures:
+    """Per-item arrays, all of length ``n_items``.
+
+    text: (n_items, d) L2-normalised TF-IDF over the tokens of the item file's token/token_seq
+        fields (genres, year, title words ...); all-zero rows for items without text.
+    popularity: log(1 + train count) / log(1 + max train count), in [0, 1].
+    mean_rating: smoothed mean train rating mapped to [0, 1] (prior mean where few ratings).
+    mean_watch_ratio: smoothed mean train watch ratio (real or proxy).
+    count: raw train interaction counts.
+    vocabulary: the token behind each text column, as 'field=token'.
+    """
+
+    text: np.ndarray
+    popularity: np.ndarray
+    mean_rating: np.ndarray
+    mean_watch_ratio: np.ndarray
+    count: np.ndarray
+    vocabulary: tuple[str, ...]
+
+    @property
+    def numeric(self) -> np.ndarray:
+        """(n_items, d + 3) float32 block used in observations: text, popularity, rating, watch ratio."""
+        return np.concatenate(
+            [self.text, self.popularity[:, None], self.mean_rating[:, None], self.mean_watch_ratio[:, None]], axis=1
+        ).astype(np.float32)
+
+
+def _smoothed_mean(values: np.ndarray, items: np.ndarray, n_items: int, prior_weight: float) -> np.ndarray:
+    ok = ~np.isnan(values)
+    if not ok.any():
+        return np.zeros(n_items)
+    prior = float(values[ok].mean())
+    sums = np.bincount(items[ok], weights=values[ok], minlength=n_items)
+    counts = np.bincount(items[ok], minlength=n_items)
+    return (sums + prior_weight * prior) / (counts + prior_weight)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_item_features(dataset: Dataset, min_df: int, max_tokens_per_field: int) -> ItemFeatures:
+    n = dataset.n_items
+    train = dataset.interactions_of("train")
+    items = dataset.inter_item[train]
+    count = np.bincount(items, minlength=n).astype(np.float64)
+    popularity = np.log1p(count) / max(np.log1p(count.max()), 1e-9)
+
+    ratio = dataset.inter_watch_ratio[train]
+    mean_ratio = _smoothed_mean(ratio, items, n, prior_weight=5.0)
+    if dataset.has_ratings:
+        lo, hi = dataset.rating_range
+        mean_rating = (_smoothed_mean(dataset.inter_rating[train], items, n, prior_weight=5.0) - lo) / (hi - lo)
+    else:
+        mean_rating = np.full(n, 0.5)
+
+    columns: list[np.ndarray] = []
+    vocab: list[str] = []
+    for fname, ftype in dataset.item_field_types.items():
+        if ftype not in ("token", "token_seq"):
+            continue
+        docs = dataset.item_fields[fname]
+        docs = [[d] if ftype == "token" else [t for t in d if t.lower() not in STOP_WORDS] for d in docs]
+        df: dict[str, int] = {}
+        for doc in docs:
+            for tok in set(doc):
+                df[tok] = df.get(tok, 0) + 1
+        # Tokens shared by a handful to half the catalogue carry taste; ids and stop-words do not.
+        kept = [t for t, c in df.items() if min_df <= c <= 0.5 * n]
+        kept = sorted(kept, key=lambda t: (-df[t], t))[:max_tokens_per_field]
+        if not kept:
+            continue
+        col = {t: j for j, t in enumerate(kept)}
+        block = np.zeros((n, len(kept)))
+        for i, doc in enumerate(docs):
+            for tok in doc:
+                j = col.get(tok)
+                if j is not None:
+                    block[i, j] = 1.0
+        block *= np.log(n / np.array([df[t] for t in kept], dtype=np.float64))[None, :]
+        columns.append(block)
+        vocab += [f"{fname}={t}" for t in kept]
+    text = np.concatenate(columns, axis=1) if columns else np.zeros((n, 0))
+    norms = np.linalg.norm(text, axis=1, keepdims=True)
+    text = np.divide(text, norms, out=np.zeros_like(text), where=norms > 0)
+    return ItemFeatures(
+        text=text.astype(np.float32),
+        popularity=popularity.astype(np.float32),
+        mean_rating=mean_rating.astype(np.float32),
+        mean_watch_ratio=mean_ratio.astype(np.float32),
+        count=count,
+        vocabulary=tuple(vocab),
+    )
+
+
+def item_features(dataset: Dataset, min_df: int = 5, max_tokens_per_field: int = 32) -> ItemFeatures:
+    """Item features of ``dataset`` (cached per dataset object)."""
+    return _cached_item_features(dataset, min_df, max_tokens_per_field)
+
+
+def user_features(dataset: Dataset, max_values_per_field: int = 24) -> np.ndarray:
+    """(n_users, d) float32 one-hot of the user file's token fields (frequent values only).
+
+    Numeric-looking ages are bucketed by decade. Users of datasets without a user file get a
+    zero-width array.
+    """
+    blocks: list[np.ndarray] = []
+    n = dataset.n_users
+    for fname, ftype in dataset.user_field_types.items():
+        if ftype != "token":
+            continue
+        values = list(dataset.user_fields[fname])
+        if fname == "age" and all(v.isdigit() for v in values):
+            values = [f"{int(v) // 10 * 10}s" for v in values]
+        uniq, counts = np.unique(values, return_counts=True)
+        if len(uniq) > 0.5 * n:  # an id-like field (zip code): no use as a category
+            continue
+        keep = uniq[np.argsort(-counts, kind="stable")][:max_values_per_field]
+        index = {v: j for j, v in enumerate(keep)}
+        block = np.zeros((n, len(keep)), dtype=np.float32)
+        for i, v in enumerate(values):
+            j = index.get(v)
+            if j is not None:
+                block[i, j] = 1.0
+        blocks.append(block)
+    return np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0), dtype=np.float32)
+
+
+def taste_profiles(
+    feats: ItemFeatures, hist: np.ndarray, ratio: np.ndarray, skipped: np.ndarray, decay: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit-norm taste profiles of watched and skipped memory items, and the mean watch ratio.
+
+    ``hist`` is (N, H), right-aligned (most recent last), -1 for padding.
+    """
+    valid = hist >= 0
+    age = np.arange(hist.shape[1] - 1, -1, -1, dtype=np.float32)
+    w = (decay**age)[None, :] * valid
+    vecs = feats.text[np.where(valid, hist, 0)]  # (N, H, d)
+    pos = np.einsum("nh,nhd->nd", w * ~skipped, vecs, optimize=False)
+    neg = np.einsum("nh,nhd->nd", w * skipped, vecs, optimize=False)
+    for prof in (pos, neg):
+        norm = np.linalg.norm(prof, axis=1, keepdims=True)
+        np.divide(prof, norm, out=prof, where=norm > 0)
+    known = valid & ~np.isnan(ratio)
+    n_known = known.sum(1)
+    mean_ratio = np.where(n_known > 0, np.nansum(np.where(known, ratio, 0.0), 1) / np.maximum(n_known, 1), np.nan)
+    return pos, neg, mean_ratio

@@ -1,0 +1,71 @@
+"""Reward terms of one step and their weights.
+
+Each term is a count or a sum over the shown slate; the step reward is ``sum(weight * term)`` and
+``info["reward_terms"]`` reports every term's raw value so that any other weighting can be
+recomputed offline.
+
+click: items clicked (page mode) or watched past the skip threshold (feed mode).
+watch_ratio: sum of the watch ratios of played items (NaN-free; unknown ratios count 0).
+skip: played items that were fast-skipped.
+repeat: shown items that were already consumed, or repeat an earlier slot of the same slate.
+like: played items whose watch ratio reaches the like threshold (MovieLens proxy: rating >= 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+__all__ = ["REWARD_TERMS", "RewardWeights", "reward_terms"]
+
+REWARD_TERMS = ("click", "watch_ratio", "skip", "repeat", "like")
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    """Weight of each reward term (see the module docstring for the terms)."""
+
+    click: float = 1.0
+    watch_ratio: float = 1.0
+    skip: float = -0.2
+    repeat: float = -1.0
+    like: float = 0.0
+
+    @classmethod
+    def coerce(cls, value: "RewardWeights | dict | None") -> "RewardWeights":
+        """Accept an instance, a partial dict of weights, or None (defaults); reject unknown names."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(REWARD_TERMS))
+            if unknown:
+                raise ValueError(f"Unknown reward term(s) {unknown}; known terms: {list(REWARD_TERMS)}.")
+            return cls(**{k: float(v) for k, v in value.items()})
+        raise TypeError(f"reward_weights must be a RewardWeights, a dict or None, got {type(value).__name__}.")
+
+    def as_array(self) -> np.ndarray:
+        return np.array([getattr(self, f.name) for f in fields(self)], dtype=np.float64)
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def reward_terms(
+    played: np.ndarray, clicked: np.ndarray, skipped: np.ndarray, watch_ratio: np.ndarray,
+    repeated: np.ndarray, like_at: float,
+) -> np.ndarray:
+    """(N, len(REWARD_TERMS)) term values for a batch of (N, K) feedback arrays."""
+    watch = np.where(played, np.nan_to_num(watch_ratio, nan=0.0), 0.0)
+    return np.stack(
+        [
+            clicked.sum(1),
+            watch.sum(1),
+            (played & skipped).sum(1),
+            repeated.sum(1),
+            (played & ~skipped & (watch >= like_at)).sum(1),
+        ],
+        axis=1,
+    ).astype(np.float64)

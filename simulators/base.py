@@ -1,0 +1,84 @@
+"""The user-simulator protocol: one batched call from the environment, one answer per user.
+
+The environment builds one :class:`SimulationRequest` per (sub-)environment and calls
+``simulator.respond(requests, rngs)`` once per (vector) step. ``rngs`` holds one
+``numpy.random.Generator`` per request; a simulator draws the randomness of request ``i`` only from
+``rngs[i]``, and always the same number of draws for the same kind of request, so that a batch of N
+requests gives exactly what N single calls would give (same seed, same trajectory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+__all__ = ["FeedbackMode", "SimulationRequest", "SimulationResponse", "UserSimulator"]
+
+FeedbackMode = Literal["page", "feed"]
+
+
+@dataclass
+class SimulationRequest:
+    """What a simulator sees of one user at one step.
+
+    user: user index in the dataset.
+    history_items: (H,) item indices of the user's memory, oldest first (real history, then items
+        consumed in this episode).
+    history_watch_ratio: (H,) watch ratio of each memory item (real or proxy; NaN if unknown).
+    history_skipped: (H,) whether that item was fast-skipped.
+    slate: (K,) item indices shown, in position order.
+    repeated: (K,) True where the item was already consumed or appears earlier in the same slate.
+    mode: 'page' (click at most one item, or none) or 'feed' (each item skipped or watched).
+    step: step index within the episode (0 on the first step).
+    """
+
+    user: int
+    history_items: np.ndarray
+    history_watch_ratio: np.ndarray
+    history_skipped: np.ndarray
+    slate: np.ndarray
+    repeated: np.ndarray
+    mode: FeedbackMode
+    step: int = 0
+
+
+@dataclass
+class SimulationResponse:
+    """A simulated user's answer to one slate; arrays have one entry per slate position.
+
+    played: the item was played (page mode: the clicked item; feed mode: every item).
+    clicked: page mode: the chosen item (at most one True); feed mode: equal to ``played & ~skipped``.
+    skipped: fast skip (watch ratio below the skip threshold); meaningful where ``played``.
+    watch_ratio: fraction watched where played, NaN elsewhere.
+    rating: rating on the dataset's scale where the simulator gives one, NaN elsewhere.
+    reason_class / reason_text: per-item reasons, None where the simulator gives none.
+    leave: the user chooses to end the session after this step.
+    choice_probs: page mode: (K + 1,) distribution over the items and, last, 'none'.
+    skip_probs: feed mode: (K,) probability of a fast skip per item.
+    errors: number of unusable model outputs behind this answer (0 for exact simulators).
+    """
+
+    played: np.ndarray
+    clicked: np.ndarray
+    skipped: np.ndarray
+    watch_ratio: np.ndarray
+    rating: np.ndarray
+    reason_class: list[str | None] | None = None
+    reason_text: list[str | None] | None = None
+    leave: bool = False
+    choice_probs: np.ndarray | None = None
+    skip_probs: np.ndarray | None = None
+    errors: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class UserSimulator(Protocol):
+    """Anything that answers a batch of requests; see the module docstring for the rng contract."""
+
+    def respond(
+        self, requests: Sequence[SimulationRequest], rngs: Sequence[np.random.Generator]
+    ) -> list[SimulationResponse]:
+        ...

@@ -1,0 +1,420 @@
+"""A user model fitted on the train users' real interactions: fast, exact and reproducible.
+
+Signals, all computed from a request's memory and the train split's item statistics:
+
+* taste: cosine between an item's text/genre vector and the user's recency-weighted profile of
+  watched items (``aff_pos``) and of fast-skipped items (``aff_neg``);
+* item popularity (log train count) and smoothed mean rating;
+* recency: memory items are weighted by ``decay ** age``; ``decay`` is chosen on the valid users.
+
+Heads:
+
+* choice: a multinomial logit over the slate, ``u = X @ w``, fitted by maximum likelihood on
+  real next choices of train users against sampled non-chosen items (half uniform, half
+  popularity-weighted). Page mode adds an outside option ("none") of utility ``b_none``; by default
+  ``b_none`` is the ``outside_quantile`` quantile of the utility of random catalogue items for
+  train users, i.e. a random item beats "none" with probability ``1 - outside_quantile``.
+  MovieLens logs no impressions, so this level is an assumption (documented and configurable),
+  not a fitted quantity.
+* interest (feed mode): an item is played past the first seconds with probability
+  ``sigmoid(u - b_none)``, the binary form of the same outside option.
+* watch ratio: a softmax regression over watch-ratio bins fitted on the train users' consumed
+  items (the 5 rating-proxy values on MovieLens; 0.1-wide bins plus ">1" on real play-time data).
+  A ratio below the skip threshold is a fast skip. Where the dataset has ratings, ratings are read
+  back from the proxy.
+* noise: with probability ``slip`` an item is skipped by accident (feed), or the click is drawn
+  uniformly (page).
+
+Already-consumed items and in-slate duplicates (``request.repeated``) are never clicked and are
+always fast-skipped. Each request draws exactly ``4 * K + 1`` uniforms from its own generator.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, fields
+from typing import Sequence
+
+import numpy as np
+from scipy.optimize import minimize
+
+from recsim_env.data import Dataset
+from recsim_env.features import ItemFeatures, item_features, taste_profiles
+from simulators.base import SimulationRequest, SimulationResponse
+
+__all__ = ["FittedUserModel", "FittedUserModelConfig", "choice_features"]
+
+CHOICE_FEATURES = ("aff_pos", "aff_neg", "popularity", "mean_rating")
+WATCH_FEATURES = ("bias", "aff_pos", "aff_neg", "popularity", "mean_rating", "item_watch_ratio", "user_watch_ratio")
+
+
+@dataclass(frozen=True)
+class FittedUserModelConfig:
+    """How the data-fitted user model is fitted.
+
+    memory: number of most recent memory items the model reads.
+    decays: candidate recency decays; the one with the best valid-user log-likelihood is kept.
+    examples_per_user: real next choices sampled per train user for fitting.
+    negatives: non-chosen items per example (half uniform, half popularity-weighted).
+    min_history: examples need at least this many earlier interactions.
+    outside_quantile: quantile of random-item utility that sets the "none" option (see module doc).
+    slip: probability of an accidental skip (feed) or a uniform click (page).
+    l2: ridge penalty of both regressions.
+    seed: seed of the example sampling.
+    """
+
+    memory: int = 50
+    decays: tuple[float, ...] = (0.8, 0.9, 0.97, 1.0)
+    examples_per_user: int = 40
+    negatives: int = 9
+    min_history: int = 3
+    outside_quantile: float = 0.9
+    slip: float = 0.02
+    l2: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.memory < 1 or self.examples_per_user < 1 or self.negatives < 1 or self.min_history < 1:
+            raise ValueError("memory, examples_per_user, negatives and min_history must be >= 1.")
+        if not self.decays or not all(0.0 < d <= 1.0 for d in self.decays):
+            raise ValueError(f"decays must be a non-empty tuple of values in (0, 1], got {self.decays}.")
+        if not 0.0 < self.outside_quantile < 1.0:
+            raise ValueError(f"outside_quantile must be in (0, 1), got {self.outside_quantile}.")
+        if not 0.0 <= self.slip < 1.0:
+            raise ValueError(f"slip must be in [0, 1), got {self.slip}.")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "FittedUserModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown FittedUserModelConfig keys {unknown}; known keys: {sorted(known)}.")
+        return cls(**values)
+
+
+def choice_features(
+    feats: ItemFeatures, pos: np.ndarray, neg: np.ndarray, items: np.ndarray
+) -> np.ndarray:
+    """(N, C, 4) features of ``items`` (N, C) for users with profiles ``pos``/``neg`` (N, d)."""
+    vec = feats.text[items]  # (N, C, d)
+    aff_pos = (vec * pos[:, None, :]).sum(-1)
+    aff_neg = (vec * neg[:, None, :]).sum(-1)
+    return np.stack(
+        [aff_pos, aff_neg, feats.popularity[items], feats.mean_rating[items] - 0.5], axis=-1
+    ).astype(np.float64)
+
+
+def _watch_features(
+    feats: ItemFeatures, cf: np.ndarray, items: np.ndarray, user_ratio: np.ndarray, prior_ratio: float
+) -> np.ndarray:
+    user = np.where(np.isnan(user_ratio), prior_ratio, user_ratio)
+    ones = np.ones(items.shape)
+    return np.concatenate(
+        [ones[..., None], cf, feats.mean_watch_ratio[items][..., None], np.broadcast_to(user[:, None], items.shape)[..., None]],
+        axis=-1,
+    )
+
+
+def _fit_conditional_logit(X: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
+    """Weights maximising log P(option 0) under softmax(X @ w); returns (w, mean log-lik)."""
+    n, _, d = X.shape
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        u = X @ w
+        u -= u.max(1, keepdims=True)
+        p = np.exp(u)
+        p /= p.sum(1, keepdims=True)
+        ll = np.log(p[:, 0] + 1e-300).mean()
+        grad = (X[:, 0, :] - np.einsum("nc,ncd->nd", p, X)).mean(0)
+        return -ll + l2 * w @ w, -grad + 2 * l2 * w
+
+    res = minimize(loss, np.zeros(d), jac=True, method="L-BFGS-B")
+    return res.x, -float(res.fun - l2 * res.x @ res.x)
+
+
+def _fit_softmax_regression(X: np.ndarray, y: np.ndarray, n_classes: int, l2: float) -> np.ndarray:
+    """Multinomial logistic regression weights (d, n_classes)."""
+    n, d = X.shape
+    Y = np.eye(n_classes)[y]
+
+    def loss(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        W = flat.reshape(d, n_classes)
+        z = X @ W
+        z -= z.max(1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(1, keepdims=True)
+        ll = np.log((p * Y).sum(1) + 1e-300).mean()
+        grad = X.T @ (p - Y) / n
+        return -ll + l2 * (W * W).sum(), (grad + 2 * l2 * W).ravel()
+
+    res = minimize(loss, np.zeros(d * n_classes), jac=True, method="L-BFGS-B")
+    return res.x.reshape(d, n_classes)
+
+
+def _right_aligned(dataset: Dataset, user: int, end: int, memory: int) -> tuple[np.ndarray, np.ndarray]:
+    """Memory items (indices into the interaction arrays) of ``user`` before position ``end``."""
+    h = dataset.history(user)
+    idx = np.arange(h.start, h.start + end)[-memory:]
+    return idx, np.pad(idx, (memory - len(idx), 0), constant_values=-1)
+
+
+def build_examples(
+    dataset: Dataset, split: str, config: FittedUserModelConfig, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Real next choices of ``split`` users, each with its memory and sampled non-chosen items."""
+    feats = item_features(dataset)
+    p_pop = feats.count + 1.0
+    p_pop /= p_pop.sum()
+    H = config.memory
+    rows_hist, rows_target, rows_neg = [], [], []
+    for u in dataset.users(split):
+        h = dataset.history(u)
+        n = h.stop - h.start
+        if n <= config.min_history:
+            continue
+        ends = np.arange(config.min_history, n)
+        if len(ends) > config.examples_per_user:
+            ends = np.sort(rng.choice(ends, config.examples_per_user, replace=False))
+        seen = np.zeros(dataset.n_items, bool)
+        seen[dataset.inter_item[h]] = True
+        n_neg = config.negatives
+        draws = np.concatenate(
+            [rng.integers(0, dataset.n_items, size=(len(ends), 4 * n_neg)),
+             rng.choice(dataset.n_items, size=(len(ends), 4 * n_neg), p=p_pop)], axis=1
+        )
+        for row, end in zip(draws, ends):
+            half = n_neg // 2
+            uni = row[: 4 * n_neg][~seen[row[: 4 * n_neg]]][: n_neg - half]
+            pop = row[4 * n_neg :][~seen[row[4 * n_neg :]]][:half]
+            neg = np.concatenate([uni, pop])
+            if len(neg) < n_neg:
+                continue
+            _, padded = _right_aligned(dataset, u, end, H)
+            rows_hist.append(padded)
+            rows_target.append(h.start + end)
+            rows_neg.append(neg)
+    hist_idx = np.array(rows_hist)
+    valid = hist_idx >= 0
+    safe = np.where(valid, hist_idx, 0)
+    ratio = np.where(valid, dataset.inter_watch_ratio[safe], np.nan)
+    skipped = valid & (ratio < dataset.thresholds.skip_below)
+    return {
+        "hist": np.where(valid, dataset.inter_item[safe], -1),
+        "ratio": ratio,
+        "skipped": skipped,
+        "target_inter": np.array(rows_target),
+        "items": np.concatenate([dataset.inter_item[rows_target][:, None], np.array(rows_neg)], axis=1),
+    }
+
+
+class FittedUserModel:
+    """The data-fitted simulator; build it with :meth:`fit` (cached per dataset and config)."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        config: FittedUserModelConfig,
+        decay: float,
+        choice_weights: np.ndarray,
+        b_none: float,
+        watch_weights: np.ndarray | None,
+        bin_low: np.ndarray,
+        bin_high: np.ndarray,
+        fit_report: dict,
+    ) -> None:
+        self.dataset = dataset
+        self.config = config
+        self.features = item_features(dataset)
+        self.decay = decay
+        self.choice_weights = choice_weights
+        self.b_none = b_none
+        self.watch_weights = watch_weights
+        self.bin_low = bin_low
+        self.bin_high = bin_high
+        self.fit_report = fit_report
+        ok = ~np.isnan(dataset.inter_watch_ratio)
+        self._prior_ratio = float(dataset.inter_watch_ratio[ok].mean()) if ok.any() else 0.5
+
+    name = "fitted"
+
+    def __repr__(self) -> str:
+        return f"FittedUserModel(dataset={self.dataset.name!r}, decay={self.decay}, b_none={self.b_none:.3f})"
+
+    # ----------------------------------------------------------------------------------- fitting
+    @classmethod
+    def fit(cls, dataset: Dataset, config: FittedUserModelConfig | None = None) -> "FittedUserModel":
+        """Fit on the train users of ``dataset``; the recency decay is picked on the valid users."""
+        return _fit_cached(dataset, config or FittedUserModelConfig())
+
+    @classmethod
+    def _fit(cls, dataset: Dataset, config: FittedUserModelConfig) -> "FittedUserModel":
+        rng = np.random.default_rng(config.seed)
+        feats = item_features(dataset)
+        train = build_examples(dataset, "train", config, rng)
+        valid = build_examples(dataset, "valid", config, rng)
+        if len(train["items"]) == 0:
+            raise ValueError(
+                f"Dataset {dataset.name!r} has no train user with more than min_history={config.min_history} "
+                f"interactions; lower min_history or use a larger dataset."
+            )
+
+        def design(ex: dict, decay: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            pos, neg, mean_ratio = taste_profiles(feats, ex["hist"], ex["ratio"], ex["skipped"], decay)
+            return choice_features(feats, pos, neg, ex["items"]), pos, neg, mean_ratio
+
+        best = None
+        report: dict = {"n_train_examples": int(len(train["items"])), "decays": {}}
+        for decay in config.decays:
+            X, *_ = design(train, decay)
+            w, ll = _fit_conditional_logit(X, config.l2)
+            if len(valid["items"]):
+                Xv, *_ = design(valid, decay)
+                uv = Xv @ w
+                uv -= uv.max(1, keepdims=True)
+                vll = float((uv[:, 0] - np.log(np.exp(uv).sum(1))).mean())
+            else:
+                vll = ll
+            report["decays"][decay] = {"train_loglik": ll, "valid_loglik": vll}
+            if best is None or vll > best[0]:
+                best = (vll, decay, w)
+        _, decay, w = best
+        X, pos, neg, mean_ratio = design(train, decay)
+
+        # Outside option: utility of uniformly random items for the same memories.
+        rand_items = rng.integers(0, dataset.n_items, size=(len(X), 4))
+        u_rand = choice_features(feats, pos, neg, rand_items) @ w
+        b_none = float(np.quantile(u_rand, config.outside_quantile))
+
+        ratio = dataset.inter_watch_ratio[train["target_inter"]]
+        watch_weights, lo, hi = None, np.zeros(0), np.zeros(0)
+        if not np.isnan(ratio).all():
+            if dataset.watch_ratio_source == "rating proxy":
+                values = np.unique(ratio[~np.isnan(ratio)])
+                lo, hi = values, values
+                y = np.searchsorted(values, ratio)
+            else:
+                edges = np.concatenate([np.linspace(0, 1, 11), [max(2.0, float(np.nanmax(ratio)))]])
+                lo, hi = edges[:-1], edges[1:]
+                y = np.clip(np.searchsorted(edges, ratio, side="right") - 1, 0, len(lo) - 1)
+            ok = ~np.isnan(ratio)
+            target = train["items"][:, :1]
+            Xw = _watch_features(feats, X[:, :1, :], target, mean_ratio, 0.5)[:, 0, :]
+            watch_weights = _fit_softmax_regression(Xw[ok], y[ok], len(lo), config.l2)
+        report.update(decay=decay, choice_weights=dict(zip(CHOICE_FEATURES, map(float, w))), b_none=b_none)
+        return cls(dataset, config, decay, w, b_none, watch_weights, lo, hi, report)
+
+    # -------------------------------------------------------------------------------- answering
+    def _batch(self, requests: Sequence[SimulationRequest]) -> tuple[np.ndarray, ...]:
+        H = self.config.memory
+        n = len(requests)
+        hist = np.full((n, H), -1, dtype=np.int64)
+        ratio = np.full((n, H), np.nan)
+        skipped = np.zeros((n, H), dtype=bool)
+        for i, r in enumerate(requests):
+            m = min(len(r.history_items), H)
+            if m:
+                hist[i, H - m :] = r.history_items[-m:]
+                ratio[i, H - m :] = r.history_watch_ratio[-m:]
+                skipped[i, H - m :] = r.history_skipped[-m:]
+        slate = np.stack([r.slate for r in requests])
+        repeated = np.stack([r.repeated for r in requests])
+        return hist, ratio, skipped, slate, repeated
+
+    def utilities(self, requests: Sequence[SimulationRequest]) -> np.ndarray:
+        """(N, K) choice utilities of each request's slate (deterministic)."""
+        hist, ratio, skipped, slate, _ = self._batch(requests)
+        pos, neg, _ = taste_profiles(self.features, hist, ratio, skipped, self.decay)
+        return choice_features(self.features, pos, neg, slate) @ self.choice_weights
+
+    def respond(
+        self, requests: Sequence[SimulationRequest], rngs: Sequence[np.random.Generator]
+    ) -> list[SimulationResponse]:
+        if len(requests) != len(rngs):
+            raise ValueError(f"respond() needs one Generator per request: got {len(requests)} requests, {len(rngs)} rngs.")
+        if not requests:
+            return []
+        out: list[SimulationResponse | None] = [None] * len(requests)
+        # One sub-batch per (mode, slate size): normally the whole batch.
+        groups: dict[tuple[str, int], list[int]] = {}
+        for i, r in enumerate(requests):
+            if r.mode not in ("page", "feed"):
+                raise ValueError(f"SimulationRequest.mode must be 'page' or 'feed', got {r.mode!r}.")
+            groups.setdefault((r.mode, len(r.slate)), []).append(i)
+        for (mode, k), idx in groups.items():
+            sub = [requests[i] for i in idx]
+            uniforms = np.stack([rngs[i].random(4 * k + 1) for i in idx])
+            for i, resp in zip(idx, self._respond_group(sub, mode, k, uniforms)):
+                out[i] = resp
+        return out  # type: ignore[return-value]
+
+    def _watch_bins(self, cf: np.ndarray, slate: np.ndarray, user_ratio: np.ndarray) -> np.ndarray | None:
+        if self.watch_weights is None:
+            return None
+        z = _watch_features(self.features, cf, slate, user_ratio, self._prior_ratio) @ self.watch_weights
+        z -= z.max(-1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(-1, keepdims=True)  # (N, K, B)
+
+    def _respond_group(
+        self, requests: Sequence[SimulationRequest], mode: str, k: int, U: np.ndarray
+    ) -> list[SimulationResponse]:
+        hist, ratio, skipped_h, slate, repeated = self._batch(requests)
+        n = len(requests)
+        pos, neg, user_ratio = taste_profiles(self.features, hist, ratio, skipped_h, self.decay)
+        cf = choice_features(self.features, pos, neg, slate)
+        util = cf @ self.choice_weights  # (N, K)
+        u_choice, u_bin, u_within, u_slip = U[:, :k], U[:, k : 2 * k], U[:, 2 * k : 3 * k], U[:, 3 * k : 4 * k]
+        bins = self._watch_bins(cf, slate, user_ratio)
+        skip_below = self.dataset.thresholds.skip_below
+        slip = self.config.slip
+
+        if bins is not None:
+            cdf = np.cumsum(bins, axis=-1)
+            b = np.minimum((u_bin[..., None] > cdf).sum(-1), bins.shape[-1] - 1)
+            lo, hi = self.bin_low[b], self.bin_high[b]
+            sat_ratio = lo + (hi - lo) * u_within
+        else:
+            sat_ratio = np.full((n, k), np.nan)
+
+        if mode == "page":
+            z = np.concatenate([np.where(repeated, -np.inf, util), np.full((n, 1), self.b_none)], axis=1)
+            z -= z.max(1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(1, keepdims=True)
+            allowed = np.concatenate([~repeated, np.ones((n, 1), bool)], axis=1)
+            p = (1 - slip) * p + slip * allowed / allowed.sum(1, keepdims=True)
+            choice = np.minimum((U[:, -1:] > np.cumsum(p, axis=1)).sum(1), k)  # k == none
+            clicked = np.zeros((n, k), bool)
+            rows = np.flatnonzero(choice < k)
+            clicked[rows, choice[rows]] = True
+            played = clicked
+            watch = np.where(clicked, sat_ratio, np.nan)
+            skipped = clicked & (watch < skip_below)
+            skip_probs = None
+            choice_probs = p
+        else:
+            interest = 1.0 / (1.0 + np.exp(-(util - self.b_none)))
+            skip_probs = np.where(repeated, 1.0, 1.0 - (1 - slip) * interest)
+            interested = (u_choice < interest) & ~repeated & (u_slip >= slip)
+            played = np.ones((n, k), bool)
+            low = u_within * skip_below
+            watch = np.where(interested, sat_ratio, low) if bins is not None else np.where(interested, np.nan, low)
+            skipped = ~interested | (watch < skip_below)
+            clicked = ~skipped
+            choice_probs = None
+        rating = np.where(played & ~np.isnan(watch), self.dataset.rating_of_ratio(np.nan_to_num(watch)), np.nan)
+        if mode == "feed":
+            rating = np.where(interested, rating, np.nan)  # a user who skipped for lack of interest rates nothing
+        return [
+            SimulationResponse(
+                played=played[i], clicked=clicked[i], skipped=skipped[i], watch_ratio=watch[i], rating=rating[i],
+                choice_probs=None if choice_probs is None else choice_probs[i],
+                skip_probs=None if skip_probs is None else skip_probs[i],
+            )
+            for i in range(n)
+        ]
+
+
+@functools.lru_cache(maxsize=8)
+def _fit_cached(dataset: Dataset, config: FittedUserModelConfig) -> FittedUserModel:
+    return FittedUserModel._fit(dataset, config)
