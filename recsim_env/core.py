@@ -22,6 +22,7 @@ from simulators.base import SimulationRequest, UserSimulator
 __all__ = ["EnvConfig", "SessionBatch", "StepOutput", "make_simulator"]
 
 ActionMode = Literal["catalog", "candidates"]
+MAX_OBS_RATIO = 10.0  # watch ratios (rewatches) are clipped to this in observations
 FEEDBACK_KEYS = ("item_id", "position", "clicked", "skipped", "watch_ratio", "rating", "reason_class", "reason_text")
 
 
@@ -182,15 +183,17 @@ class SessionBatch:
         obs = {
             "user": spaces.Box(0.0, 1.0, (self.user_feats.shape[1],), np.float32),
             "history_items": spaces.Box(-1, ds.n_items - 1, (H,), np.int64),
-            "history_feedback": spaces.Box(0.0, np.inf, (H, 3), np.float32),
+            "history_feedback": spaces.Box(0.0, MAX_OBS_RATIO, (H, 3), np.float32),
             "profile": spaces.Box(-1.0, 1.0, (d,), np.float32),
             "patience": spaces.Box(0.0, c.dynamics.maximum, (1,), np.float32),
-            "step": spaces.Box(0.0, np.inf, (1,), np.float32),
+            "step": spaces.Box(0.0, float(c.max_episode_steps or 1e6), (1,), np.float32),
         }
-        if c.action_mode == "candidates":
+        if c.action_mode == "catalog":
+            obs["consumed"] = spaces.MultiBinary(ds.n_items)
+        else:
             M = c.num_candidates
             obs["candidates"] = spaces.Box(0, ds.n_items - 1, (M,), np.int64)
-            obs["candidate_features"] = spaces.Box(-np.inf, np.inf, (M, self.item_numeric.shape[1]), np.float32)
+            obs["candidate_features"] = spaces.Box(0.0, MAX_OBS_RATIO, (M, self.item_numeric.shape[1]), np.float32)
         return spaces.Dict(obs)
 
     # ------------------------------------------------------------------------------- actions
@@ -353,7 +356,7 @@ class SessionBatch:
         skipped = self.hist_skipped[rows]
         pos, _, _ = taste_profiles(self.features, hist, ratio, skipped, self.config.profile_decay)
         present = hist >= 0
-        fb = np.stack([present, skipped & present, np.where(present, np.nan_to_num(ratio), 0.0)], axis=-1)
+        fb = np.stack([present, skipped & present, np.where(present, np.clip(np.nan_to_num(ratio), 0, MAX_OBS_RATIO), 0.0)], axis=-1)
         obs = {
             "user": self.user_feats[self.user[rows]],
             "history_items": hist.copy(),
@@ -362,7 +365,9 @@ class SessionBatch:
             "patience": self.patience[rows, None].astype(np.float32),
             "step": self.steps[rows, None].astype(np.float32),
         }
-        if self.candidates_gen is not None:
+        if self.candidates_gen is None:
+            obs["consumed"] = self.consumed[rows].astype(np.int8)
+        else:
             cand = self.candidates[rows]
             obs["candidates"] = cand.copy()
             obs["candidate_features"] = self.item_numeric[cand]

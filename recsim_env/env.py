@@ -74,6 +74,7 @@ class RecSimEnv(gym.Env):
     | profile | (d_text,) | recency-weighted taste profile of watched memory items |
     | patience | (1,) | remaining patience |
     | step | (1,) | steps taken in this episode |
+    | consumed | (n_items,) | catalog mode only: MultiBinary mask of items the user already consumed |
     | candidates | (num_candidates,) | candidates mode only: item indices the action indexes |
     | candidate_features | (num_candidates, d_text + 3) | candidates mode only: text, popularity, mean rating, mean watch ratio |
 

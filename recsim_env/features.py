@@ -46,7 +46,8 @@ class ItemFeatures:
     def numeric(self) -> np.ndarray:
         """(n_items, d + 3) float32 block used in observations: text, popularity, rating, watch ratio."""
         return np.concatenate(
-            [self.text, self.popularity[:, None], self.mean_rating[:, None], self.mean_watch_ratio[:, None]], axis=1
+            [self.text, self.popularity[:, None], self.mean_rating[:, None], np.clip(self.mean_watch_ratio, 0, 10)[:, None]],
+            axis=1,
         ).astype(np.float32)
 
 

@@ -68,7 +68,7 @@ class FittedUserModelConfig:
     examples_per_user: int = 40
     negatives: int = 9
     min_history: int = 3
-    outside_quantile: float = 0.9
+    outside_quantile: float = 0.98
     slip: float = 0.02
     l2: float = 1e-3
     seed: int = 0
