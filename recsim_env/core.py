@@ -186,7 +186,7 @@ class SessionBatch:
             "history_feedback": spaces.Box(0.0, MAX_OBS_RATIO, (H, 3), np.float32),
             "profile": spaces.Box(-1.0, 1.0, (d,), np.float32),
             "patience": spaces.Box(0.0, c.dynamics.maximum, (1,), np.float32),
-            "step": spaces.Box(0.0, float(c.max_episode_steps or 1e6), (1,), np.float32),
+            "step": spaces.Box(0.0, 1e6, (1,), np.float32),
         }
         if c.action_mode == "catalog":
             obs["consumed"] = spaces.MultiBinary(ds.n_items)
