@@ -248,6 +248,24 @@ def _split_users(n_users: int, fractions: tuple[float, float, float], seed: int)
     return split
 
 
+def _entities(file: Path, id_field: str, inter: AtomicTable):
+    """Ids (in file order) and side fields of an optional .item/.user file; ids of .inter if absent."""
+    if not file.is_file():
+        tokens, index = _index_tokens(inter.columns[id_field])
+        return tokens, index, {}, {}, file
+    table = read_atomic_file(file, required=(id_field,))
+    tokens, index = _index_tokens(table.columns[id_field])
+    if len(tokens) != table.n_rows:
+        row = next(r for r, t in enumerate(table.columns[id_field]) if index[t] != r)
+        raise AtomicFileError(
+            f"{file}, line {table.line_numbers[row]}, field {id_field!r}: id {table.columns[id_field][row]!r} "
+            f"appears on more than one line."
+        )
+    fields_ = {k: v for k, v in table.columns.items() if k != id_field}
+    types = {k: v for k, v in table.types.items() if k != id_field}
+    return tokens, index, fields_, types, file
+
+
 def load_dataset(
     dataset: str | os.PathLike = "ml-100k",
     *,
@@ -284,32 +302,8 @@ def _load_cached(
                 f"{inter.path}, line 1, field {fname!r}: expected type float, header says {inter.types[fname]!r}."
             )
 
-    item_fields: dict[str, list] = {}
-    item_types: dict[str, str] = {}
-    item_file = path / f"{name}.item"
-    if item_file.is_file():
-        items = read_atomic_file(item_file, required=(item_field,))
-        item_tokens, item_index = _index_tokens(items.columns[item_field])
-        if len(item_tokens) != items.n_rows:
-            dup = next(t for i, t in enumerate(items.columns[item_field]) if item_index[t] != i)
-            raise AtomicFileError(f"{item_file}: item id {dup!r} appears on more than one line.")
-        item_fields = {k: v for k, v in items.columns.items() if k != item_field}
-        item_types = {k: v for k, v in items.types.items() if k != item_field}
-    else:
-        item_tokens, item_index = _index_tokens(inter.columns[item_field])
-
-    user_fields: dict[str, list] = {}
-    user_types: dict[str, str] = {}
-    user_file = path / f"{name}.user"
-    if user_file.is_file():
-        users = read_atomic_file(user_file, required=(user_field,))
-        user_tokens, user_index = _index_tokens(users.columns[user_field])
-        if len(user_tokens) != users.n_rows:
-            raise AtomicFileError(f"{user_file}: a user id appears on more than one line.")
-        user_fields = {k: v for k, v in users.columns.items() if k != user_field}
-        user_types = {k: v for k, v in users.types.items() if k != user_field}
-    else:
-        user_tokens, user_index = _index_tokens(inter.columns[user_field])
+    item_tokens, item_index, item_fields, item_types, item_file = _entities(path / f"{name}.item", item_field, inter)
+    user_tokens, user_index, user_fields, user_types, user_file = _entities(path / f"{name}.user", user_field, inter)
 
     def to_index(tokens: list[str], index: dict[str, int], field_name: str, where: Path) -> np.ndarray:
         out = np.empty(len(tokens), dtype=np.int64)

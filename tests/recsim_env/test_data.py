@@ -78,3 +78,9 @@ def test_read_atomic_file_types(tmp_path):
     d = write_atomic(tmp_path, "t", {"item": "item_id:token\ttags:token_seq\temb:float_seq\na\tx y\t1 2.5\n"})
     table = read_atomic_file(d / "t.item")
     assert table.columns["tags"] == [["x", "y"]] and table.columns["emb"] == [[1.0, 2.5]] and table.line_numbers == [2]
+
+
+def test_duplicate_item_id_names_line(tmp_path):
+    d = write_atomic(tmp_path, "tiny", {"inter": GOOD_INTER, "item": "item_id:token\n10\n11\n10\n"})
+    with pytest.raises(AtomicFileError, match=r"tiny.item, line 4, field 'item_id': id '10' appears on more than one line"):
+        load_dataset(d)
