@@ -54,6 +54,7 @@ class EnvConfig:
 
     dataset: str | Dataset = "ml-100k"
     simulator: str | UserSimulator = "fitted"
+    simulator_kwargs: dict | None = None
     feedback_mode: Literal["page", "feed"] = "feed"
     action_mode: ActionMode = "catalog"
     slate_size: int = 10
@@ -97,21 +98,39 @@ class EnvConfig:
         return cls(**kwargs)
 
 
-def make_simulator(spec: str | UserSimulator, dataset: Dataset) -> UserSimulator:
-    """Resolve ``simulator=`` (a name or an object with ``respond``) to a simulator."""
-    if isinstance(spec, str):
-        if spec == "fitted":
-            from simulators.fitted import FittedUserModel
+_SIMULATORS: dict = {}  # (name, dataset id, kwargs) -> simulator: sub-envs of one process share one model
 
-            return FittedUserModel.fit(dataset)
-        raise ValueError(
-            f"Unknown simulator {spec!r}. Available: 'fitted' (data-fitted user model), or pass any object "
-            f"with a respond(requests, rngs) method (see simulators.base.UserSimulator)."
-        )
+
+def make_simulator(spec: str | UserSimulator, dataset: Dataset, kwargs: dict | None = None) -> UserSimulator:
+    """Resolve ``simulator=`` (a name or an object with ``respond``) to a simulator bound to ``dataset``."""
+    kwargs = dict(kwargs or {})
+    if isinstance(spec, str):
+        key = (spec, id(dataset), repr(sorted(kwargs.items())))
+        if key in _SIMULATORS:
+            return _SIMULATORS[key]
+        if spec == "fitted":
+            from simulators.fitted import FittedUserModel, FittedUserModelConfig
+
+            sim = FittedUserModel.fit(dataset, FittedUserModelConfig.from_dict(kwargs) if kwargs else None)
+        elif spec == "llm":
+            from simulators.llm import LLMUserSimulator
+
+            sim = LLMUserSimulator(dataset=dataset, **kwargs)
+        else:
+            raise ValueError(
+                f"Unknown simulator {spec!r}. Available: 'fitted' (data-fitted user model), 'llm' (language model, "
+                f"see simulators.llm), or any object with a respond(requests, rngs) method (simulators.base.UserSimulator)."
+            )
+        _SIMULATORS[key] = sim
+        return sim
+    if kwargs:
+        raise ValueError("simulator_kwargs only apply to a simulator given by name ('fitted' or 'llm').")
     if not callable(getattr(spec, "respond", None)):
         raise TypeError(
             f"simulator must be a name or an object with respond(requests, rngs); got {type(spec).__name__}."
         )
+    if callable(getattr(spec, "bind", None)):
+        spec.bind(dataset)
     return spec
 
 
@@ -140,7 +159,7 @@ class SessionBatch:
         self.config = config
         self.dataset = config.dataset if isinstance(config.dataset, Dataset) else load_dataset(config.dataset)
         ds = self.dataset
-        self.simulator = make_simulator(config.simulator, ds)
+        self.simulator = make_simulator(config.simulator, ds, config.simulator_kwargs)
         self.features = item_features(ds)
         self.item_numeric = self.features.numeric
         self.user_feats = user_features(ds)
@@ -165,6 +184,7 @@ class SessionBatch:
         self.hist = np.full((n, H), -1, dtype=np.int64)
         self.hist_ratio = np.full((n, H), np.nan)
         self.hist_skipped = np.zeros((n, H), dtype=bool)
+        self.hist_time = np.full((n, H), np.nan)
         self.consumed = np.zeros((n, ds.n_items), dtype=bool)
         self.patience = np.zeros(n)
         self.steps = np.zeros(n, dtype=np.int64)
@@ -234,7 +254,9 @@ class SessionBatch:
             self.hist[row] = -1
             self.hist_ratio[row] = np.nan
             self.hist_skipped[row] = False
+            self.hist_time[row] = np.nan
             m = len(recent)
+            self.hist_time[row, H - m :] = ds.inter_time[recent]
             self.hist[row, H - m :] = ds.inter_item[recent]
             ratio = ds.inter_watch_ratio[recent]
             self.hist_ratio[row, H - m :] = ratio
@@ -265,7 +287,7 @@ class SessionBatch:
             SimulationRequest(
                 user=int(self.user[r]), history_items=self.hist[r], history_watch_ratio=self.hist_ratio[r],
                 history_skipped=self.hist_skipped[r], slate=items[i], repeated=repeated[i],
-                mode=c.feedback_mode, step=int(self.steps[r]),
+                mode=c.feedback_mode, step=int(self.steps[r]), history_time=self.hist_time[r],
             )
             for i, r in enumerate(rows)
         ]
@@ -329,12 +351,9 @@ class SessionBatch:
         if self.config.feedback_mode == "feed":
             K = items.shape[1]
             new_items, new_ratio, new_skip = items, watch, skipped
-            if K >= H:
-                self.hist[rows], self.hist_ratio[rows], self.hist_skipped[rows] = new_items[:, -H:], new_ratio[:, -H:], new_skip[:, -H:]
-            else:
-                self.hist[rows] = np.concatenate([self.hist[rows, K:], new_items], 1)
-                self.hist_ratio[rows] = np.concatenate([self.hist_ratio[rows, K:], new_ratio], 1)
-                self.hist_skipped[rows] = np.concatenate([self.hist_skipped[rows, K:], new_skip], 1)
+            new_time = np.full(items.shape, np.nan)
+            for arr, new in ((self.hist, new_items), (self.hist_ratio, new_ratio), (self.hist_skipped, new_skip), (self.hist_time, new_time)):
+                arr[rows] = new[:, -H:] if K >= H else np.concatenate([arr[rows, K:], new], 1)
             self.consumed[rows[:, None], items] = True
             return
         hit = clicked.any(1)
@@ -344,9 +363,9 @@ class SessionBatch:
         pos = clicked[hit].argmax(1)
         j = np.arange(len(r))
         item = items[hit][j, pos]
-        self.hist[r] = np.concatenate([self.hist[r, 1:], item[:, None]], 1)
-        self.hist_ratio[r] = np.concatenate([self.hist_ratio[r, 1:], watch[hit][j, pos][:, None]], 1)
-        self.hist_skipped[r] = np.concatenate([self.hist_skipped[r, 1:], skipped[hit][j, pos][:, None]], 1)
+        new = (item, watch[hit][j, pos], skipped[hit][j, pos], np.full(len(r), np.nan))
+        for arr, col in zip((self.hist, self.hist_ratio, self.hist_skipped, self.hist_time), new):
+            arr[r] = np.concatenate([arr[r, 1:], col[:, None]], 1)
         self.consumed[r, item] = True
 
     # ------------------------------------------------------------------------------ observe

