@@ -49,6 +49,33 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def llm_demo(n_users: int, seed: int) -> None:
+    """A few users answer a popularity slate in feed mode, with the LLM simulator and its reasons."""
+    import numpy as np
+
+    from agents.heuristics import PopularityPolicy
+
+    print(f"\n== LLM user simulator (SmolLM2-135M-Instruct, offline, not fine-tuned), feed mode, {n_users} users ==")
+    env = gym.make(
+        "RecSimEnv-v0", simulator="llm", simulator_kwargs={"explain": "negative"}, feedback_mode="feed",
+        slate_size=5, user_split="test",
+    )
+    core = env.unwrapped
+    policy = PopularityPolicy(env)
+    for u in range(n_users):
+        obs, info = env.reset(seed=seed + u)
+        obs, reward, _, _, info = env.step(policy.act(obs, info))
+        print(f"\nuser {info['user_id']} ({core.simulator.scenes.user_texts[info['user']]}), reward {reward:.2f}")
+        for rec, p_skip in zip(info["feedback"], info["skip_probs"]):
+            title = core.simulator.scenes.item_texts[rec["item_id"]].split(" (")[0]
+            verdict = f"skips ({rec['reason_class'] or 'low rating'})" if rec["skipped"] else f"watches, rates {rec['rating']:.0f}"
+            print(f"  {title[:38]:<38} P(skip)={p_skip:.2f} -> {verdict}")
+            if rec["reason_text"]:
+                print(f"      \"{rec['reason_text'][:100]}\"")
+        if info["simulator_errors"]:
+            print(f"  ({info['simulator_errors']} unusable model answers; see simulators/llm/simulator.py)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="recsim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,12 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--episodes", type=int, default=50)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--json", default=None, help="write the metrics table as JSON here")
+    demo = sub.choices["demo"]
+    demo.add_argument("--llm-users", type=int, default=3, help="users shown with the LLM simulator (0: skip)")
     args = parser.parse_args(argv)
     if args.command == "demo":
         for mode in ("feed", "page"):
             print(f"\n== RecSimEnv-v0, ml-100k test users, feedback_mode={mode}, data-fitted simulator ==")
             args.feedback_mode = mode
             cmd_rollout(args)
+        if args.llm_users:
+            llm_demo(args.llm_users, args.seed)
         return 0
     return cmd_rollout(args)
 

@@ -28,6 +28,8 @@ from simulators.base import SimulationRequest
 __all__ = ["ChatFormat", "ReasonClass", "SceneBuilder", "GUBS_TAXONOMY", "LETTERS"]
 
 LETTERS = string.ascii_uppercase
+PAGE_PREFIX, JUDGE_PREFIX = "Behavior: [", "Judge: ["
+REASON_PREFIX, RATING_PREFIX, WATCHED_PREFIX = "Reason: [", "Rating: [", "Watched: ["
 
 
 @dataclass(frozen=True)
@@ -86,14 +88,14 @@ def _relative(seconds: float) -> str:
         return "earlier in this session"
     days = seconds / 86400
     if days < 1:
-        return "the same day"
+        return "today"
     if days < 14:
-        return f"{int(days)} day{'s' if int(days) > 1 else ''} before"
+        return f"{int(days)} day{'s' if int(days) > 1 else ''} ago"
     if days < 60:
-        return f"{int(days // 7)} weeks before"
+        return f"{int(days // 7)} weeks ago"
     if days < 730:
-        return f"{int(days // 30)} months before"
-    return f"{int(days // 365)} years before"
+        return f"{int(days // 30)} months ago"
+    return f"{int(days // 365)} years ago"
 
 
 @dataclass
@@ -122,9 +124,19 @@ class SceneBuilder:
             self.levels = np.arange(lo, hi + 1)
             if len(self.levels) > len(LETTERS) - 1 or not np.allclose(self.levels, np.round(self.levels)):
                 self.levels = np.linspace(lo, hi, 5)
+        if self.rated:
+            scale = ", ".join(f"[{LETTERS[j]}] {lvl:g} star{'s' if lvl != 1 else ''}" for j, lvl in enumerate(self.levels))
+            value = f"If you watch it, give your rating: {scale}."
+        else:
+            scale = ", ".join(f"[{LETTERS[j]}] {label}" for j, (label, _, _) in enumerate(WATCH_BINS))
+            value = f"If you watch it, say how much you watched: {scale}."
+        reasons = "; ".join(f"[{LETTERS[j]}] {c.name}: {c.description}" for j, c in enumerate(self.taxonomy))
         self.system_text = (
-            f"You are a real user of a {self.kind[:-1]} recommender. You will see your profile and what you watched before, "
-            f"then what the recommender shows you now. Answer as this user would, with the letter of your choice."
+            f"You are a real user of a {self.kind[:-1]} recommender. You will see your profile and what you watched "
+            f"before, then what the recommender shows you now. Answer as this user would, with letters only.\n"
+            f"When shown a list, answer with the letter of the item you click, or of 'None of these'. {value}\n"
+            f"When something plays in your feed, answer [A] to watch it or [B] to skip it within the first seconds. "
+            f"If you skip it, give the reason: {reasons}. {value}"
         )
 
     # ------------------------------------------------------------------------------- texts
@@ -195,50 +207,32 @@ class SceneBuilder:
             lines.append("- nothing yet")
         return "\n".join(lines) + "\n"
 
-    def page_question(self, r: SimulationRequest) -> tuple[str, int]:
-        """The exposure list with a final 'None of these'; returns (suffix, number of options)."""
+    def page_branch(self, r: SimulationRequest) -> tuple[str, int]:
+        """The exposure list with a final 'None of these'; returns (branch text, number of options)."""
         k = len(r.slate)
         if k + 1 > len(LETTERS):
             raise ValueError(f"Page mode labels options A-Z: slate_size must be <= {len(LETTERS) - 1}, got {k}.")
         lines = ["The recommender shows you now:"]
         lines += [f"[{LETTERS[j]}] {self.item_texts[int(item)]}" for j, item in enumerate(r.slate)]
         lines.append(f"[{LETTERS[k]}] None of these")
-        lines.append("Which one do you click? Answer with one letter.")
-        return self.chat.ask("\n".join(lines), "Behavior: ["), k + 1
+        lines.append("Which one do you click?")
+        return self.chat.ask("\n".join(lines), PAGE_PREFIX), k + 1
 
-    def judge_question(self, item: int) -> str:
-        return (
-            f"Now playing in your feed: {self.item_texts[item]}\n"
-            f"Do you watch it or skip it within the first seconds?\n[A] Watch it\n[B] Skip it"
-        )
+    def feed_branch(self, item: int) -> str:
+        """Judge question for one item playing in the feed."""
+        return self.chat.ask(f"Now playing in your feed: {self.item_texts[item]}. Watch it [A] or skip it [B]?", JUDGE_PREFIX)
 
-    def feed_question(self, item: int) -> str:
-        return self.chat.ask(self.judge_question(item), "Judge: [")
+    @property
+    def value_prefix(self) -> str:
+        return RATING_PREFIX if self.rated else WATCHED_PREFIX
 
-    def reason_question(self) -> tuple[str, int]:
-        opts = "\n".join(f"[{LETTERS[j]}] {c.name}: {c.description}" for j, c in enumerate(self.taxonomy))
-        return f"Why do you skip it?\n{opts}", len(self.taxonomy)
+    @property
+    def n_values(self) -> int:
+        return len(self.levels) if self.rated else len(WATCH_BINS)
 
-    def value_question(self) -> tuple[str, str, int]:
-        """(question, answer prefix, n options) for the rating (rated data) or watched fraction."""
-        if self.rated:
-            opts = "\n".join(f"[{LETTERS[j]}] {lvl:g} stars" for j, lvl in enumerate(self.levels))
-            return f"How would you rate it?\n{opts}", "Rating: [", len(self.levels)
-        opts = "\n".join(f"[{LETTERS[j]}] {label}" for j, (label, _, _) in enumerate(WATCH_BINS))
-        return f"How much of it do you watch?\n{opts}", "Watched: [", len(WATCH_BINS)
-
-    def feed_follow_up(self, item: int, skipped: bool) -> tuple[str, int]:
-        """Judge answered (teacher-forced), then the reason (skip) or the rating/fraction (watch)."""
-        if skipped:
-            q, n = self.reason_question()
-            return self.chat.ask(self.judge_question(item), "Judge: [") + self.chat.follow_up("B]", q, "Reason: ["), n
-        q, prefix, n = self.value_question()
-        return self.chat.ask(self.judge_question(item), "Judge: [") + self.chat.follow_up("A]", q, prefix), n
-
-    def page_follow_up(self, r: SimulationRequest, choice: int) -> tuple[str, int]:
-        q, prefix, n = self.value_question()
-        page, _ = self.page_question(r)
-        return page + self.chat.follow_up(f"{LETTERS[choice]}]", q, prefix), n
+    def follow_up(self, letter: int, skipped: bool | None = None) -> str:
+        """After the answer ``letter``: the reason question (a skip) or the value question (a watch / click)."""
+        return f"{LETTERS[letter]}] " + (REASON_PREFIX if skipped else self.value_prefix)
 
     def value_to_ratio(self, option: int, u: float) -> tuple[float, float]:
         """(watch ratio, rating) for an answer to :meth:`value_question`; ``u`` in [0, 1) places it in its bin."""

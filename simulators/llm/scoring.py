@@ -1,17 +1,21 @@
-"""Option scoring without generation: one prefill pass gives a distribution over option letters.
+"""Option scoring without generation, with shared-prefix reuse by tree attention.
 
-Layout of every scored sequence: ``[system][context][question]``.
+Every scored question is a *branch* that follows a user's *context*, which follows the *system*
+prompt. For a batch of users the layout of one row is::
 
-* The system prompt's KV cache is computed once per scorer and reused by every batch.
-* A batch of contexts (one per user, right-padded) is prefilled once on top of it; its cache is
-  then reused by every question asked about those users (page choice, per-item judge, follow-ups):
-  each question batch (left-padded) runs on the cache, and the cache is cropped back afterwards.
-* Only the last position's logits are computed (``logits_to_keep=1``); the distribution is the
-  softmax restricted to the option letters shown, renormalised. The probability mass that fell on
-  those letters before renormalising is returned as a format-health signal.
+    [system (cached once)] [context_i] [branch_i1] [branch_i2] ... [branch_im]
 
-Padding sits between the pieces; it is masked out and position ids skip it, so a padded, cached
-row gives the same distribution as the unpadded sequence run alone (tested).
+and ONE forward pass scores all branches of all rows: a 4D attention mask lets each branch see
+the system prompt, its row's context and itself (causally) but not the other branches, and
+position ids restart after the context for every branch. So the system prompt is computed once
+per simulator, each context once per step, and each item's question costs only its own tokens.
+A second pass (:meth:`TreeScorer.follow_up`) appends one short follow-up per branch (e.g. the
+reason after a skip) on top of the first pass's KV cache, again with a tree mask.
+
+Only the positions that end a branch get logits (``logits_to_keep`` index tensor); a distribution
+is the softmax restricted to the option letters shown, renormalised. The mass that fell on those
+letters before renormalising is returned as a format-health signal. Pad positions attend to the
+system prompt only (never to nothing, which would produce NaNs).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["Context", "PrefixScorer", "option_token_ids"]
+__all__ = ["Tree", "TreeScorer", "option_token_ids"]
 
 
 def option_token_ids(tokenizer, n: int, prefix: str = "Behavior: [") -> list[int]:
@@ -46,23 +50,32 @@ def option_token_ids(tokenizer, n: int, prefix: str = "Behavior: [") -> list[int
 
 
 @dataclass
-class Context:
-    """Prefilled [system][context] rows: their KV cache, attention mask and real lengths."""
+class Tree:
+    """KV cache and layout of a scored batch, kept for follow-ups."""
 
     cache: object
-    mask: torch.Tensor  # (B, S + U)
-    lengths: torch.Tensor  # (B,) real tokens per row (system + context)
-
-    def select(self, rows: Sequence[int]) -> "Context":
-        from transformers import DynamicCache
-
-        idx = torch.as_tensor(list(rows), dtype=torch.long)
-        data = [(layer.keys.index_select(0, idx), layer.values.index_select(0, idx)) for layer in self.cache.layers]
-        return Context(DynamicCache(ddp_cache_data=data), self.mask.index_select(0, idx), self.lengths.index_select(0, idx))
+    owner: torch.Tensor  # (B, L) -1 pad, 0 system, 1 context, 2 + b branch b (2 + m + b: follow-up b)
+    real: torch.Tensor  # (B, L) bool, real (non-pad) positions
+    branch_end: torch.Tensor  # (B, m) next position id after each branch
+    n_branches: int
 
 
-class PrefixScorer:
-    """Distributions over option tokens with KV reuse of the system prompt and user contexts."""
+def _distributions(logits: torch.Tensor, options: Sequence[Sequence[Sequence[int]]]) -> tuple[list[list[np.ndarray]], np.ndarray]:
+    logp = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()  # (B, m, V)
+    dists: list[list[np.ndarray]] = []
+    mass = np.zeros(logp.shape[:2])
+    for i, row in enumerate(options):
+        out = []
+        for b, opt in enumerate(row):
+            p = np.exp(logp[i, b, list(opt)]) if len(opt) else np.zeros(0)
+            mass[i, b] = p.sum()
+            out.append(p / p.sum() if mass[i, b] > 0 else np.full(len(opt), 1.0 / max(len(opt), 1)))
+        dists.append(out)
+    return dists, mass
+
+
+class TreeScorer:
+    """Distributions over option tokens for many branches per user, in one forward pass."""
 
     def __init__(self, model, tokenizer, system_text: str) -> None:
         self.model = model
@@ -70,7 +83,7 @@ class PrefixScorer:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
         self.device = next(model.parameters()).device
         self.system_ids = tokenizer(system_text, add_special_tokens=False)["input_ids"]
-        self.tokens_forwarded = 0  # model input tokens actually run (for FLOP accounting)
+        self.tokens_forwarded = 0  # model input positions actually run, pads included (FLOP accounting)
         with torch.inference_mode():
             out = self.model(input_ids=torch.tensor([self.system_ids], device=self.device), use_cache=True)
         self.tokens_forwarded += len(self.system_ids)
@@ -79,58 +92,99 @@ class PrefixScorer:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
-    def prefill(self, context_ids: Sequence[list[int]]) -> Context:
-        """Run the contexts (right-padded) on a copy of the system cache."""
-        from transformers import DynamicCache
-
-        b, s = len(context_ids), len(self.system_ids)
-        u = max(len(c) for c in context_ids)
-        ids = torch.full((b, u), self.pad_id, dtype=torch.long)
-        cmask = torch.zeros((b, u), dtype=torch.long)
-        for i, c in enumerate(context_ids):
-            ids[i, : len(c)] = torch.tensor(c)
-            cmask[i, : len(c)] = 1
-        cache = DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in self._system_kv])
-        mask = torch.cat([torch.ones((b, s), dtype=torch.long), cmask], 1)
-        pos = (s + torch.arange(u)).expand(b, u)
-        with torch.inference_mode():
-            self.model(
-                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=pos.to(self.device),
-                past_key_values=cache, use_cache=True, logits_to_keep=1,
-            )
-        self.tokens_forwarded += b * u
-        return Context(cache, mask, s + cmask.sum(1))
-
-    def score(
-        self, ctx: Context, question_ids: Sequence[list[int]], options: Sequence[Sequence[int]]
-    ) -> tuple[list[np.ndarray], np.ndarray]:
-        """Per row: distribution over ``options[i]`` (token ids) after its question; and the raw mass."""
-        b = len(question_ids)
-        t = max(len(q) for q in question_ids)
-        ids = torch.full((b, t), self.pad_id, dtype=torch.long)
-        qmask = torch.zeros((b, t), dtype=torch.long)
-        for i, q in enumerate(question_ids):
-            ids[i, t - len(q) :] = torch.tensor(q)
-            qmask[i, t - len(q) :] = 1
-        mask = torch.cat([ctx.mask, qmask], 1)
-        pos = ctx.lengths[:, None] + (qmask.cumsum(1) - 1).clamp(min=0)
+    def _forward(self, ids, pos, mask4d, cache, keep):
         with torch.inference_mode():
             out = self.model(
-                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=pos.to(self.device),
-                past_key_values=ctx.cache, use_cache=True, logits_to_keep=1,
+                input_ids=ids.to(self.device), position_ids=pos.to(self.device), attention_mask=mask4d.to(self.device),
+                past_key_values=cache, use_cache=True, logits_to_keep=keep.to(self.device),
             )
-        ctx.cache.crop(-t)
-        self.tokens_forwarded += b * t
-        logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1).cpu().numpy()
-        dists, mass = [], np.empty(b)
-        for i, opt in enumerate(options):
-            p = np.exp(logp[i, list(opt)])
-            mass[i] = p.sum()
-            dists.append(p / p.sum() if mass[i] > 0 else np.full(len(opt), 1.0 / len(opt)))
-        return dists, mass
+        self.tokens_forwarded += ids.numel()
+        return out.logits
+
+    def score(
+        self, contexts: Sequence[list[int]], branches: Sequence[Sequence[list[int]]],
+        options: Sequence[Sequence[Sequence[int]]],
+    ) -> tuple[list[list[np.ndarray]], np.ndarray, Tree]:
+        """Score ``branches[i][b]`` (token ids) after ``contexts[i]``; every row has the same number m of branches.
+
+        Returns per row and branch the distribution over ``options[i][b]``, the (B, m) raw option mass,
+        and the :class:`Tree` for :meth:`follow_up`.
+        """
+        from transformers import DynamicCache
+
+        bsz, m = len(contexts), len(branches[0])
+        if any(len(b) != m for b in branches):
+            raise ValueError("Every row needs the same number of branches.")
+        s = len(self.system_ids)
+        c = max(len(x) for x in contexts)
+        t = max(max(len(x) for x in row) for row in branches)
+        length = c + m * t
+        ids = torch.full((bsz, length), self.pad_id, dtype=torch.long)
+        pos = torch.zeros((bsz, length), dtype=torch.long)
+        owner = torch.full((bsz, length), -1, dtype=torch.long)
+        branch_end = torch.zeros((bsz, m), dtype=torch.long)
+        keep = torch.zeros((bsz, m), dtype=torch.long)
+        for i, (ctx, row) in enumerate(zip(contexts, branches)):
+            ids[i, : len(ctx)] = torch.tensor(ctx, dtype=torch.long)
+            pos[i, : len(ctx)] = s + torch.arange(len(ctx))
+            owner[i, : len(ctx)] = 1
+            for b, br in enumerate(row):
+                end = c + (b + 1) * t  # branches are right-aligned in their block: the last token ends it
+                ids[i, end - len(br) : end] = torch.tensor(br, dtype=torch.long)
+                pos[i, end - len(br) : end] = s + len(ctx) + torch.arange(len(br))
+                owner[i, end - len(br) : end] = 2 + b
+                branch_end[i, b] = s + len(ctx) + len(br)
+                keep[i, b] = end - 1
+        full_owner = torch.cat([torch.zeros((bsz, s), dtype=torch.long), owner], 1)
+        mask = self._tree_mask(owner, full_owner, s)
+        cache = DynamicCache(ddp_cache_data=[(k.expand(bsz, -1, -1, -1), v.expand(bsz, -1, -1, -1)) for k, v in self._system_kv])
+        logits = self._forward(ids, pos, mask, cache, keep)
+        dists, mass = _distributions(logits, options)
+        return dists, mass, Tree(cache, full_owner, full_owner >= 0, branch_end, m)
+
+    @staticmethod
+    def _tree_mask(q_owner: torch.Tensor, k_owner: torch.Tensor, offset: int) -> torch.Tensor:
+        """Bool (B, 1, Q, K): system always; context causally; a branch sees context + itself causally."""
+        q = q_owner[:, :, None]
+        k = k_owner[:, None, :]
+        q_idx = offset + torch.arange(q_owner.shape[1])[None, :, None]
+        k_idx = torch.arange(k_owner.shape[1])[None, None, :]
+        causal = k_idx <= q_idx
+        sees = (k == 0) | (((k == 1) | (k == q)) & (q >= 1) & causal)
+        sees &= k >= 0
+        return sees[:, None]  # pad queries (owner -1) see the system prompt only: no fully masked rows
+
+    def follow_up(
+        self, tree: Tree, follow: Sequence[Sequence[list[int]]], options: Sequence[Sequence[Sequence[int]]]
+    ) -> tuple[list[list[np.ndarray]], np.ndarray]:
+        """Append ``follow[i][b]`` after branch b of row i (empty list: nothing) and score its last token."""
+        bsz, m = len(follow), tree.n_branches
+        f = max(1, max(max((len(x) for x in row), default=0) for row in follow))
+        ids = torch.full((bsz, m * f), self.pad_id, dtype=torch.long)
+        pos = torch.zeros((bsz, m * f), dtype=torch.long)
+        owner = torch.full((bsz, m * f), -1, dtype=torch.long)
+        keep = torch.zeros((bsz, m), dtype=torch.long)
+        for i, row in enumerate(follow):
+            for b, tokens in enumerate(row):
+                end = (b + 1) * f
+                keep[i, b] = end - 1
+                if tokens:
+                    ids[i, end - len(tokens) : end] = torch.tensor(tokens, dtype=torch.long)
+                    pos[i, end - len(tokens) : end] = tree.branch_end[i, b] + torch.arange(len(tokens))
+                    owner[i, end - len(tokens) : end] = 2 + b
+        # keys: old layout (follow-up b sees branch b's owner id 2 + b) + the new follow-up tokens
+        k_owner = torch.cat([tree.owner, owner], 1)
+        q = owner[:, :, None]
+        k = k_owner[:, None, :]
+        offset = tree.owner.shape[1]
+        causal = torch.arange(k_owner.shape[1])[None, None, :] <= (offset + torch.arange(m * f))[None, :, None]
+        sees = (k == 0) | (((k == 1) | (k == q)) & (q >= 1) & causal)
+        sees &= k >= 0
+        logits = self._forward(ids, pos, sees[:, None], tree.cache, keep)
+        return _distributions(logits, options)
 
     def score_full(self, texts: Sequence[str], options: Sequence[Sequence[int]]) -> tuple[list[np.ndarray], np.ndarray]:
-        """Reference path: each whole sequence [system + text] run alone, no cache, no padding."""
+        """Reference path: each whole sequence [system + text] run alone, no cache, no padding, no tree."""
         dists, mass = [], []
         for text, opt in zip(texts, options):
             ids = torch.tensor([self.system_ids + self.tokenizer(text, add_special_tokens=False)["input_ids"]])

@@ -8,7 +8,8 @@ Per request (one user, one slate) and per mode:
   its rating (rated data) or watched fraction, from which the watch ratio follows.
 * feed: per item, a judge question (watch / skip); then, per item, a follow-up given the drawn
   judgement: the reason class for a skip, the rating / watched fraction for a watch. A watched
-  item whose rating maps below the skip threshold (MovieLens: <= 2 stars) is still a fast skip.
+  item whose rating maps below the skip threshold (MovieLens: <= 2 stars) is still a fast skip;
+  it was not asked for a reason, so its ``reason_class`` is None (unknown), never a guess.
   Repeated items are skipped without asking (reason class "algorithm-driven", by rule).
 
 Randomness: each request draws exactly ``3`` (page) or ``3 * K`` (feed) uniforms from its rng.
@@ -33,8 +34,8 @@ import numpy as np
 from recsim_env.data import Dataset
 from simulators.base import SimulationRequest, SimulationResponse
 from simulators.llm.models import DEFAULT_MODEL, load_model
-from simulators.llm.prompts import LETTERS, ChatFormat, SceneBuilder
-from simulators.llm.scoring import PrefixScorer, option_token_ids
+from simulators.llm.prompts import JUDGE_PREFIX, LETTERS, PAGE_PREFIX, REASON_PREFIX, ChatFormat, SceneBuilder
+from simulators.llm.scoring import TreeScorer, option_token_ids
 
 __all__ = ["LLMOutputError", "LLMSimulatorConfig", "LLMUserSimulator"]
 
@@ -142,10 +143,14 @@ class LLMUserSimulator:
             return self
         self.dataset = dataset
         self.scenes = SceneBuilder(dataset, self.chat, history_in_prompt=self.config.history_in_prompt)
-        self.scorer = PrefixScorer(self.model, self.tokenizer, self.scenes.system())
-        prefixes = {"page": "Behavior: [", "judge": "Judge: [", "reason": "Reason: [", "value": self.scenes.value_question()[1]}
-        width = {"page": len(LETTERS), "judge": 2, "reason": len(self.scenes.taxonomy), "value": self.scenes.value_question()[2]}
-        self.letters = {k: option_token_ids(self.tokenizer, width[k], p) for k, p in prefixes.items()}
+        self.scorer = TreeScorer(self.model, self.tokenizer, self.scenes.system())
+        sc = self.scenes
+        self.letters = {
+            "page": option_token_ids(self.tokenizer, len(LETTERS), PAGE_PREFIX),
+            "judge": option_token_ids(self.tokenizer, 2, JUDGE_PREFIX),
+            "reason": option_token_ids(self.tokenizer, len(sc.taxonomy), sc.follow_up(1, skipped=True)),
+            "value": option_token_ids(self.tokenizer, sc.n_values, sc.follow_up(0, skipped=False)),
+        }
         self._cache.clear()
         return self
 
@@ -158,34 +163,52 @@ class LLMUserSimulator:
         return self._fallback
 
     # ------------------------------------------------------------------------- scoring core
-    def _score(self, rows: list[_Row], questions: list[str], options: list[list[int]], state: dict) -> list[np.ndarray]:
-        """Distributions for one question per row, from the cache or one batched pass."""
-        keys = [hashlib.sha1((r.context + "\x00" + q).encode()).hexdigest() for r, q in zip(rows, questions)]
-        out: list[np.ndarray | None] = [None] * len(rows)
-        miss = []
-        for i, key in enumerate(keys):
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                out[i] = hit[0]
-                rows[i].min_mass = min(rows[i].min_mass, hit[1])
-                self.cache_hits += 1
-            else:
-                miss.append(i)
-        if miss:
-            if state.get("ctx") is None:
-                state["ctx"] = self.scorer.prefill(self.scorer.encode([r.context for r in state["rows"]]))
-            ctx = state["ctx"]
-            pos = [state["index"][id(rows[i])] for i in miss]
-            sub = ctx if pos == list(range(len(state["rows"]))) else ctx.select(pos)
-            dists, mass = self.scorer.score(sub, self.scorer.encode([questions[i] for i in miss]), [options[i] for i in miss])
-            for i, d, m in zip(miss, dists, mass):
-                out[i] = d
-                rows[i].min_mass = min(rows[i].min_mass, float(m))
-                self._cache[keys[i]] = (d, float(m))
-                if len(self._cache) > self.config.cache_size:
-                    self._cache.popitem(last=False)
-        return out  # type: ignore[return-value]
+    def _cached(self, key: str):
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            self.cache_hits += 1
+        return hit
+
+    def _store(self, key: str, value) -> None:
+        if self.config.cache_size <= 0:
+            return
+        self._cache[key] = value
+        if len(self._cache) > self.config.cache_size:
+            self._cache.popitem(last=False)
+
+    def _branches(self, rows: list[_Row], texts: list[list[str]], options: list[list[list[int]]], state: dict):
+        """First round: all branches of all rows in one tree pass (or from the cache)."""
+        keys = [hashlib.sha1((r.context + "\x01" + "\x00".join(t)).encode()).hexdigest() for r, t in zip(rows, texts)]
+        hits = [self._cached(k) for k in keys]
+        state.update(keys=keys, texts=texts, options=options, tree=None)
+        if all(h is not None for h in hits):
+            return [h[0] for h in hits], np.stack([h[1] for h in hits])
+        dists, mass = self._build_tree(rows, state)
+        for k, d, m in zip(keys, dists, mass):
+            self._store(k, (d, m))
+        return dists, mass
+
+    def _build_tree(self, rows: list[_Row], state: dict):
+        enc = self.scorer.encode
+        branches = [enc(t) for t in state["texts"]]
+        dists, mass, tree = self.scorer.score(enc([r.context for r in rows]), branches, state["options"])
+        state["tree"] = tree
+        return dists, mass
+
+    def _follow(self, rows: list[_Row], texts: list[list[str]], options: list[list[list[int]]], state: dict):
+        """Second round: one follow-up per branch ('' for none) on top of the first round's cache."""
+        keys = [hashlib.sha1((k + "\x02" + "\x00".join(t)).encode()).hexdigest() for k, t in zip(state["keys"], texts)]
+        hits = [self._cached(k) for k in keys]
+        if all(h is not None for h in hits):
+            return [h[0] for h in hits], np.stack([h[1] for h in hits])
+        if state["tree"] is None:
+            self._build_tree(rows, state)
+        follow = [[self.scorer.encode([t])[0] if t else [] for t in row] for row in texts]
+        dists, mass = self.scorer.follow_up(state["tree"], follow, options)
+        for k, d, m in zip(keys, dists, mass):
+            self._store(k, (d, m))
+        return dists, mass
 
     def _draw(self, p: np.ndarray, u: float) -> int:
         if self.config.greedy:
@@ -194,64 +217,66 @@ class LLMUserSimulator:
 
     # ------------------------------------------------------------------------------ modes
     def _page(self, rows: list[_Row], state: dict) -> None:
-        questions, options = [], []
+        texts, options = [], []
         for row in rows:
-            q, n = self.scenes.page_question(row.r)
-            questions.append(q)
-            options.append(self.letters["page"][:n])
-        for row, p in zip(rows, self._score(rows, questions, options, state)):
+            text, n = self.scenes.page_branch(row.r)
+            texts.append([text])
+            options.append([self.letters["page"][:n]])
+        dists, mass = self._branches(rows, texts, options, state)
+        for row, d, m in zip(rows, dists, mass):
+            row.min_mass = min(row.min_mass, float(m[0]))
             allowed = np.append(~np.asarray(row.r.repeated, bool), True)
-            p = np.where(allowed, p, 0.0)
+            p = np.where(allowed, d[0], 0.0)
             p = p / p.sum() if p.sum() > 0 else allowed / allowed.sum()
             row.choice_probs = p
             row.choice = self._draw(p, row.u[0])
-        clicked = [row for row in rows if row.choice < len(row.r.slate)]
-        if not clicked:
+        clicked = [row.choice < len(row.r.slate) for row in rows]
+        if not any(clicked):
             return
-        qs = [self.scenes.page_follow_up(row.r, row.choice)[0] for row in clicked]
-        for row, p in zip(clicked, self._score(clicked, qs, [self.letters["value"]] * len(clicked), state)):
+        follow = [[self.scenes.follow_up(row.choice) if c else ""] for row, c in zip(rows, clicked)]
+        opts = [[self.letters["value"] if c else []] for c in clicked]
+        dists, mass = self._follow(rows, follow, opts, state)
+        for row, c, d, m in zip(rows, clicked, dists, mass):
+            if not c:
+                continue
+            row.min_mass = min(row.min_mass, float(m[0]))
             j = row.choice
-            ratio, rating = self.scenes.value_to_ratio(self._draw(p, row.u[1]), row.u[2])
+            ratio, rating = self.scenes.value_to_ratio(self._draw(d[0], row.u[1]), row.u[2])
             row.played[j] = row.clicked[j] = True
             row.watch[j], row.rating[j] = ratio, rating
             row.skipped[j] = ratio < self.dataset.thresholds.skip_below
 
     def _feed(self, rows: list[_Row], state: dict) -> None:
         k = len(rows[0].r.slate)
-        for row in rows:
+        texts = [[self.scenes.feed_branch(int(i)) for i in row.r.slate] for row in rows]
+        dists, mass = self._branches(rows, texts, [[self.letters["judge"]] * k for _ in rows], state)
+        for row, d, m in zip(rows, dists, mass):
+            rep = np.asarray(row.r.repeated, bool)
             row.played[:] = True
-            row.skip_probs = np.ones(k)
-            row.judge = np.ones(k, bool)  # True = skip
-        for j in range(k):
-            ask = [row for row in rows if not row.r.repeated[j]]
-            if not ask:
-                continue
-            qs = [self.scenes.feed_question(int(row.r.slate[j])) for row in ask]
-            for row, p in zip(ask, self._score(ask, qs, [self.letters["judge"]] * len(ask), state)):
-                row.skip_probs[j] = p[1]
-                row.judge[j] = self._draw(p, row.u[j]) == 1
-        for j in range(k):
-            ask = [row for row in rows if not row.r.repeated[j]]
-            if not ask:
-                continue
-            qs, opts = [], []
-            for row in ask:
-                q, _ = self.scenes.feed_follow_up(int(row.r.slate[j]), bool(row.judge[j]))
-                qs.append(q)
-                opts.append(self.letters["reason"] if row.judge[j] else self.letters["value"])
-            for row, p in zip(ask, self._score(ask, qs, opts, state)):
-                option = self._draw(p, row.u[k + j])
+            row.skip_probs = np.where(rep, 1.0, np.array([p[1] for p in d]))
+            row.judge = np.array([rep[j] or self._draw(d[j], row.u[j]) == 1 for j in range(k)])
+            if (~rep).any():
+                row.min_mass = min(row.min_mass, float(m[~rep].min()))
+        follow = [[self.scenes.follow_up(1 if row.judge[j] else 0, skipped=bool(row.judge[j])) for j in range(k)] for row in rows]
+        opts = [[self.letters["reason"] if row.judge[j] else self.letters["value"] for j in range(k)] for row in rows]
+        dists, mass = self._follow(rows, follow, opts, state)
+        skip_below = self.dataset.thresholds.skip_below
+        for row, d, m in zip(rows, dists, mass):
+            rep = np.asarray(row.r.repeated, bool)
+            if (~rep).any():
+                row.min_mass = min(row.min_mass, float(m[~rep].min()))
+            for j in range(k):
+                if rep[j]:
+                    row.reason_class[j] = "algorithm-driven"  # by rule: the item repeats what was consumed/shown
+                    row.watch[j] = row.u[2 * k + j] * skip_below
+                    continue
+                option = self._draw(d[j], row.u[k + j])
                 if row.judge[j]:
                     row.reason_class[j] = self.scenes.taxonomy[option].name
-                    row.watch[j] = row.u[2 * k + j] * self.dataset.thresholds.skip_below
+                    row.watch[j] = row.u[2 * k + j] * skip_below
                 else:
                     row.watch[j], row.rating[j] = self.scenes.value_to_ratio(option, row.u[2 * k + j])
-        for row in rows:
-            rep = np.asarray(row.r.repeated, bool)
-            for j in np.flatnonzero(rep):
-                row.reason_class[j] = "algorithm-driven"
-                row.watch[j] = row.u[2 * k + j] * self.dataset.thresholds.skip_below
-            row.skipped = row.judge | rep | (row.watch < self.dataset.thresholds.skip_below)
+            row.skipped = row.judge | (row.watch < skip_below)
             row.clicked = ~row.skipped
 
     # ----------------------------------------------------------------------------- reasons
@@ -329,7 +354,7 @@ class LLMUserSimulator:
             group = sorted(group, key=lambda row: len(row.context))  # bucket by prompt length
             for start in range(0, len(group), self.config.batch_size):
                 chunk = group[start : start + self.config.batch_size]
-                state = {"rows": chunk, "index": {id(row): i for i, row in enumerate(chunk)}, "ctx": None}
+                state: dict = {}
                 (self._page if mode == "page" else self._feed)(chunk, state)
                 self._explain(chunk, mode)
         out = []

