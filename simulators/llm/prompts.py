@@ -39,9 +39,9 @@ class ReasonClass:
 
 
 GUBS_TAXONOMY = (
-    ReasonClass("content-driven", "the item itself is unappealing (topic, quality, style)"),
-    ReasonClass("algorithm-driven", "it does not fit my interests or repeats what I was just shown"),
-    ReasonClass("user-driven", "it is fine, but I am not in the mood or have no time right now"),
+    ReasonClass("content-driven", "the item itself is unappealing"),
+    ReasonClass("algorithm-driven", "it does not fit my interests or repeats what I saw"),
+    ReasonClass("user-driven", "fine, but not now (mood, time)"),
 )
 
 # Watched-fraction bins for datasets with real play time: (label, low, high).
@@ -117,6 +117,7 @@ class SceneBuilder:
         self.kind = "movies" if movies else "items"
         feats = item_features(ds)
         self.item_texts = [self._item_text(i, feats) for i in range(ds.n_items)]
+        self.item_names = [self._item_text(i, feats, stats=False) for i in range(ds.n_items)]  # memory lines: no train stats
         self.user_texts = [self._user_text(u) for u in range(ds.n_users)]
         self.rated = ds.watch_ratio_source == "rating proxy"
         if self.rated:
@@ -132,15 +133,13 @@ class SceneBuilder:
             value = f"If you watch it, say how much you watched: {scale}."
         reasons = "; ".join(f"[{LETTERS[j]}] {c.name}: {c.description}" for j, c in enumerate(self.taxonomy))
         self.system_text = (
-            f"You are a real user of a {self.kind[:-1]} recommender. You will see your profile and what you watched "
-            f"before, then what the recommender shows you now. Answer as this user would, with letters only.\n"
-            f"When shown a list, answer with the letter of the item you click, or of 'None of these'. {value}\n"
-            f"When something plays in your feed, answer [A] to watch it or [B] to skip it within the first seconds. "
-            f"If you skip it, give the reason: {reasons}. {value}"
+            f"You are a real user of a {self.kind[:-1]} recommender. Given your profile and history, answer as this user, "
+            f"with letters only. For a list: the item you click, or 'None of these'. For a feed item: [A] watch or "
+            f"[B] skip within seconds; if skipped, the reason: {reasons}. {value}"
         )
 
     # ------------------------------------------------------------------------------- texts
-    def _item_text(self, i: int, feats) -> str:
+    def _item_text(self, i: int, feats, stats: bool = True) -> str:
         ds = self.dataset
         title, extras = None, []
         for name, ftype in ds.item_field_types.items():
@@ -158,7 +157,7 @@ class SceneBuilder:
             elif ftype in ("token", "token_seq") and len(text) < 60:
                 extras.append(f"{name}: {text}")
         title = title or f"{self.kind[:-1]} {ds.item_tokens[i]}"
-        n = int(feats.count[i])
+        n = int(feats.count[i]) if stats else 0
         if ds.has_ratings and n:
             lo, hi = ds.rating_range
             extras.append(f"avg {lo + feats.mean_rating[i] * (hi - lo):.1f}/{hi:g} from {n} viewers")
@@ -200,7 +199,7 @@ class SceneBuilder:
         for h in valid:
             when = _relative(now - times[h]) if not np.isnan(times[h]) else _relative(np.nan)
             lines.append(
-                f"- {self.item_texts[int(r.history_items[h])]}; {when}; "
+                f"- {self.item_names[int(r.history_items[h])]}; {when}; "
                 f"{self.behaviour(float(r.history_watch_ratio[h]), bool(r.history_skipped[h]))}"
             )
         if not len(valid):
@@ -220,7 +219,7 @@ class SceneBuilder:
 
     def feed_branch(self, item: int) -> str:
         """Judge question for one item playing in the feed."""
-        return self.chat.ask(f"Now playing in your feed: {self.item_texts[item]}. Watch it [A] or skip it [B]?", JUDGE_PREFIX)
+        return self.chat.ask(f"In your feed now: {self.item_texts[item]}", JUDGE_PREFIX)
 
     @property
     def value_prefix(self) -> str:

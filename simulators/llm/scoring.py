@@ -5,12 +5,13 @@ prompt. For a batch of users the layout of one row is::
 
     [system (cached once)] [context_i] [branch_i1] [branch_i2] ... [branch_im]
 
-and ONE forward pass scores all branches of all rows: a 4D attention mask lets each branch see
-the system prompt, its row's context and itself (causally) but not the other branches, and
-position ids restart after the context for every branch. So the system prompt is computed once
-per simulator, each context once per step, and each item's question costs only its own tokens.
-A second pass (:meth:`TreeScorer.follow_up`) appends one short follow-up per branch (e.g. the
-reason after a skip) on top of the first pass's KV cache, again with a tree mask.
+The contexts of a batch run in one pass on the system prompt's cache, then ONE pass scores all
+branches of all rows: a 4D attention mask lets each branch see the system prompt, its row's
+context and itself (causally) but not the other branches, and position ids restart after the
+context for every branch. So the system prompt is computed once per simulator, each context once
+per step, and each item's question costs only its own tokens. A further pass
+(:meth:`TreeScorer.follow_up`) appends one short follow-up per branch (e.g. the reason after a
+skip) on top of the same KV cache, with the same kind of mask.
 
 Only the positions that end a branch get logits (``logits_to_keep`` index tensor); a distribution
 is the softmax restricted to the option letters shown, renormalised. The mass that fell on those
@@ -54,9 +55,8 @@ class Tree:
     """KV cache and layout of a scored batch, kept for follow-ups."""
 
     cache: object
-    owner: torch.Tensor  # (B, L) -1 pad, 0 system, 1 context, 2 + b branch b (2 + m + b: follow-up b)
-    real: torch.Tensor  # (B, L) bool, real (non-pad) positions
-    branch_end: torch.Tensor  # (B, m) next position id after each branch
+    owner: torch.Tensor  # (B, L) per cached position: -1 pad, 0 system, 1 context, 2 + b branch b (and its follow-ups)
+    branch_end: torch.Tensor  # (B, m) next position id of each branch
     n_branches: int
 
 
@@ -107,6 +107,7 @@ class TreeScorer:
     ) -> tuple[list[list[np.ndarray]], np.ndarray, Tree]:
         """Score ``branches[i][b]`` (token ids) after ``contexts[i]``; every row has the same number m of branches.
 
+        Two passes: the contexts (causal) on the system cache, then all branches at once (tree mask).
         Returns per row and branch the distribution over ``options[i][b]``, the (B, m) raw option mass,
         and the :class:`Tree` for :meth:`follow_up`.
         """
@@ -116,72 +117,54 @@ class TreeScorer:
         if any(len(b) != m for b in branches):
             raise ValueError("Every row needs the same number of branches.")
         s = len(self.system_ids)
-        c = max(len(x) for x in contexts)
-        t = max(max(len(x) for x in row) for row in branches)
-        length = c + m * t
-        ids = torch.full((bsz, length), self.pad_id, dtype=torch.long)
-        pos = torch.zeros((bsz, length), dtype=torch.long)
-        owner = torch.full((bsz, length), -1, dtype=torch.long)
-        branch_end = torch.zeros((bsz, m), dtype=torch.long)
-        keep = torch.zeros((bsz, m), dtype=torch.long)
-        for i, (ctx, row) in enumerate(zip(contexts, branches)):
-            ids[i, : len(ctx)] = torch.tensor(ctx, dtype=torch.long)
-            pos[i, : len(ctx)] = s + torch.arange(len(ctx))
-            owner[i, : len(ctx)] = 1
-            for b, br in enumerate(row):
-                end = c + (b + 1) * t  # branches are right-aligned in their block: the last token ends it
-                ids[i, end - len(br) : end] = torch.tensor(br, dtype=torch.long)
-                pos[i, end - len(br) : end] = s + len(ctx) + torch.arange(len(br))
-                owner[i, end - len(br) : end] = 2 + b
-                branch_end[i, b] = s + len(ctx) + len(br)
-                keep[i, b] = end - 1
-        full_owner = torch.cat([torch.zeros((bsz, s), dtype=torch.long), owner], 1)
-        mask = self._tree_mask(owner, full_owner, s)
         cache = DynamicCache(ddp_cache_data=[(k.expand(bsz, -1, -1, -1), v.expand(bsz, -1, -1, -1)) for k, v in self._system_kv])
-        logits = self._forward(ids, pos, mask, cache, keep)
+        tree = Tree(cache, torch.zeros((bsz, s), dtype=torch.long), torch.full((bsz, 1), s, dtype=torch.long), 1)
+        self._extend(tree, [[c] for c in contexts], owner_base=1, shared_owner=True)
+        tree.branch_end = tree.branch_end.expand(bsz, m).clone()
+        tree.n_branches = m
+        logits = self._extend(tree, branches, owner_base=2)
         dists, mass = _distributions(logits, options)
-        return dists, mass, Tree(cache, full_owner, full_owner >= 0, branch_end, m)
-
-    @staticmethod
-    def _tree_mask(q_owner: torch.Tensor, k_owner: torch.Tensor, offset: int) -> torch.Tensor:
-        """Bool (B, 1, Q, K): system always; context causally; a branch sees context + itself causally."""
-        q = q_owner[:, :, None]
-        k = k_owner[:, None, :]
-        q_idx = offset + torch.arange(q_owner.shape[1])[None, :, None]
-        k_idx = torch.arange(k_owner.shape[1])[None, None, :]
-        causal = k_idx <= q_idx
-        sees = (k == 0) | (((k == 1) | (k == q)) & (q >= 1) & causal)
-        sees &= k >= 0
-        return sees[:, None]  # pad queries (owner -1) see the system prompt only: no fully masked rows
+        return dists, mass, tree
 
     def follow_up(
         self, tree: Tree, follow: Sequence[Sequence[list[int]]], options: Sequence[Sequence[Sequence[int]]]
     ) -> tuple[list[list[np.ndarray]], np.ndarray]:
         """Append ``follow[i][b]`` after branch b of row i (empty list: nothing) and score its last token."""
-        bsz, m = len(follow), tree.n_branches
-        f = max(1, max(max((len(x) for x in row), default=0) for row in follow))
-        ids = torch.full((bsz, m * f), self.pad_id, dtype=torch.long)
-        pos = torch.zeros((bsz, m * f), dtype=torch.long)
-        owner = torch.full((bsz, m * f), -1, dtype=torch.long)
+        return _distributions(self._extend(tree, follow, owner_base=2), options)
+
+    def _extend(self, tree: Tree, pieces: Sequence[Sequence[list[int]]], owner_base: int, shared_owner: bool = False) -> torch.Tensor:
+        """Run ``pieces[i][b]`` (right-aligned in blocks) after what piece b of row i continues; logits at block ends.
+
+        A piece continues branch b (owner id ``owner_base + b``) from position ``tree.branch_end[i, b]``;
+        it sees the system prompt, the context (owner 1) and earlier tokens of its own branch.
+        With ``shared_owner`` the piece is the context itself (owner 1, one piece per row).
+        """
+        bsz, m = len(pieces), len(pieces[0])
+        w = max(1, max(max((len(x) for x in row), default=0) for row in pieces))
+        ids = torch.full((bsz, m * w), self.pad_id, dtype=torch.long)
+        pos = torch.zeros((bsz, m * w), dtype=torch.long)
+        owner = torch.full((bsz, m * w), -1, dtype=torch.long)
         keep = torch.zeros((bsz, m), dtype=torch.long)
-        for i, row in enumerate(follow):
+        for i, row in enumerate(pieces):
             for b, tokens in enumerate(row):
-                end = (b + 1) * f
+                end = (b + 1) * w
                 keep[i, b] = end - 1
                 if tokens:
-                    ids[i, end - len(tokens) : end] = torch.tensor(tokens, dtype=torch.long)
-                    pos[i, end - len(tokens) : end] = tree.branch_end[i, b] + torch.arange(len(tokens))
-                    owner[i, end - len(tokens) : end] = 2 + b
-        # keys: old layout (follow-up b sees branch b's owner id 2 + b) + the new follow-up tokens
+                    n = len(tokens)
+                    ids[i, end - n : end] = torch.tensor(tokens, dtype=torch.long)
+                    pos[i, end - n : end] = tree.branch_end[i, b] + torch.arange(n)
+                    owner[i, end - n : end] = 1 if shared_owner else owner_base + b
+                    tree.branch_end[i, b] += n
         k_owner = torch.cat([tree.owner, owner], 1)
         q = owner[:, :, None]
         k = k_owner[:, None, :]
         offset = tree.owner.shape[1]
-        causal = torch.arange(k_owner.shape[1])[None, None, :] <= (offset + torch.arange(m * f))[None, :, None]
+        causal = torch.arange(k_owner.shape[1])[None, None, :] <= (offset + torch.arange(m * w))[None, :, None]
         sees = (k == 0) | (((k == 1) | (k == q)) & (q >= 1) & causal)
-        sees &= k >= 0
+        sees &= k >= 0  # pad queries (owner -1) see the system prompt only: no fully masked rows
         logits = self._forward(ids, pos, sees[:, None], tree.cache, keep)
-        return _distributions(logits, options)
+        tree.owner = k_owner
+        return logits
 
     def score_full(self, texts: Sequence[str], options: Sequence[Sequence[int]]) -> tuple[list[np.ndarray], np.ndarray]:
         """Reference path: each whole sequence [system + text] run alone, no cache, no padding, no tree."""

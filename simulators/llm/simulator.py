@@ -48,7 +48,8 @@ class LLMOutputError(RuntimeError):
 class LLMSimulatorConfig:
     """Behaviour of the LLM simulator (model choice is given to the constructor).
 
-    batch_size: users per forward batch (requests are bucketed by prompt length).
+    batch_size: users per forward batch (requests are bucketed by prompt length). 8 was fastest on a
+        2-core CPU (benchmarks/results/throughput_llm.md): larger batches spend more time in masked attention.
     history_in_prompt: memory items shown in the prompt.
     explain: when to generate a first-person reason: "never", "negative" (skips / empty pages), "always".
     reason_max_tokens: length bound of generated reasons.
@@ -58,7 +59,7 @@ class LLMSimulatorConfig:
     cache_size: bounded cache of scored distributions, keyed by the full prompt text.
     """
 
-    batch_size: int = 16
+    batch_size: int = 8
     history_in_prompt: int = 10
     explain: Literal["never", "negative", "always"] = "never"
     reason_max_tokens: int = 24
