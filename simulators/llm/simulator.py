@@ -48,8 +48,8 @@ class LLMOutputError(RuntimeError):
 class LLMSimulatorConfig:
     """Behaviour of the LLM simulator (model choice is given to the constructor).
 
-    batch_size: users per forward batch (requests are bucketed by prompt length). 8 was fastest on a
-        2-core CPU (benchmarks/results/throughput_llm.md): larger batches spend more time in masked attention.
+    batch_size: users per forward batch (requests are bucketed by prompt length). On a 2-core CPU 8 to 32
+        perform alike and 64 is slower (benchmarks/results/throughput_llm.md: masked attention over long batches).
     history_in_prompt: memory items shown in the prompt.
     explain: when to generate a first-person reason: "never", "negative" (skips / empty pages), "always".
     reason_max_tokens: length bound of generated reasons.

@@ -173,7 +173,8 @@ def test_reasons_on_demand(ml100k, tiny_llm):
         assert all(t is None for t, s in zip(resp.reason_text, resp.skipped) if not s)
 
 
-@pytest.mark.parametrize("feedback_mode, action_mode", [("page", "catalog"), ("feed", "candidates")])
+@pytest.mark.parametrize("feedback_mode", ["page", "feed"])
+@pytest.mark.parametrize("action_mode", ["catalog", "candidates"])
 def test_env_checkers_pass_with_llm_simulator(tiny_llm, feedback_mode, action_mode):
     from gymnasium.utils.env_checker import check_env as gym_check_env
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
