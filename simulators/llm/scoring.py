@@ -6,17 +6,17 @@ prompt. For a batch of users the layout of one row is::
     [system (cached once)] [context_i] [branch_i1] [branch_i2] ... [branch_im]
 
 The contexts of a batch run in one pass on the system prompt's cache, then ONE pass scores all
-branches of all rows: a 4D attention mask lets each branch see the system prompt, its row's
-context and itself (causally) but not the other branches, and position ids restart after the
-context for every branch. So the system prompt is computed once per simulator, each context once
+branches of all rows: each branch sees the system prompt, its row's context and itself (causally)
+but not the other branches, and position ids restart after the context for every branch. The
+attention is computed part by part without masks and merged exactly
+(:mod:`simulators.llm.tree_attention`). So the system prompt is computed once per simulator, each context once
 per step, and each item's question costs only its own tokens. A further pass
 (:meth:`TreeScorer.follow_up`) appends one short follow-up per branch (e.g. the reason after a
-skip) on top of the same KV cache, with the same kind of mask.
+skip) on top of the same KV cache.
 
 Only the positions that end a branch get logits (``logits_to_keep`` index tensor); a distribution
 is the softmax restricted to the option letters shown, renormalised. The mass that fell on those
-letters before renormalising is returned as a format-health signal. Pad positions attend to the
-system prompt only (never to nothing, which would produce NaNs).
+letters before renormalising is returned as a format-health signal.
 """
 
 from __future__ import annotations
@@ -52,12 +52,16 @@ def option_token_ids(tokenizer, n: int, prefix: str = "Behavior: [") -> list[int
 
 @dataclass
 class Tree:
-    """KV cache and layout of a scored batch, kept for follow-ups."""
+    """KV cache and layout of a scored batch, kept for one round of follow-ups."""
 
     cache: object
-    owner: torch.Tensor  # (B, L) per cached position: -1 pad, 0 system, 1 context, 2 + b branch b (and its follow-ups)
-    branch_end: torch.Tensor  # (B, m) next position id of each branch
+    prefix_len: list[int]  # per row: system + real context tokens (cached, contiguous)
+    width: int  # cached positions so far (system + context block + branch blocks)
+    branch_start: int
+    branch_width: int
+    branch_len: torch.Tensor  # (B, m) real tokens per branch
     n_branches: int
+    followed: bool = False
 
 
 def _distributions(logits: torch.Tensor, options: Sequence[Sequence[Sequence[int]]]) -> tuple[list[list[np.ndarray]], np.ndarray]:
@@ -74,11 +78,35 @@ def _distributions(logits: torch.Tensor, options: Sequence[Sequence[Sequence[int
     return dists, mass
 
 
+def _blocks(pieces: Sequence[Sequence[list[int]]], start_pos: Sequence[int], pad_id: int):
+    """Left-aligned blocks: ids, position ids, index of each block's last real token, real lengths."""
+    bsz, m = len(pieces), len(pieces[0])
+    if any(len(row) != m for row in pieces):
+        raise ValueError("Every row needs the same number of pieces.")
+    w = max(1, max(len(x) for row in pieces for x in row))
+    ids = torch.full((bsz, m * w), pad_id, dtype=torch.long)
+    pos = torch.zeros((bsz, m * w), dtype=torch.long)
+    keep = torch.zeros((bsz, m), dtype=torch.long)
+    lens = torch.zeros((bsz, m), dtype=torch.long)
+    for i, row in enumerate(pieces):
+        for b, tokens in enumerate(row):
+            n = len(tokens)
+            lens[i, b] = n
+            keep[i, b] = b * w + max(n - 1, 0)
+            pos[i, b * w : (b + 1) * w] = start_pos[i] + torch.arange(w)  # pads continue the count; never attended
+            if n:
+                ids[i, b * w : b * w + n] = torch.tensor(tokens, dtype=torch.long)
+    return ids, pos, keep, lens, w
+
+
 class TreeScorer:
-    """Distributions over option tokens for many branches per user, in one forward pass."""
+    """Distributions over option tokens for many branches per user, in one forward pass per stage."""
 
     def __init__(self, model, tokenizer, system_text: str) -> None:
+        from simulators.llm.tree_attention import enable_tree_attention
+
         self.model = model
+        enable_tree_attention(model)
         self.tokenizer = tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
         self.device = next(model.parameters()).device
@@ -92,11 +120,14 @@ class TreeScorer:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
-    def _forward(self, ids, pos, mask4d, cache, keep):
+    def _forward(self, ids, pos, cache, keep, layout):
+        from simulators.llm.tree_attention import TreeLayout  # noqa: F401  (layout type)
+
+        dummy = torch.ones((1, 1, 1, 1), dtype=torch.bool, device=self.device)  # 4D: HF builds no mask of its own
         with torch.inference_mode():
             out = self.model(
-                input_ids=ids.to(self.device), position_ids=pos.to(self.device), attention_mask=mask4d.to(self.device),
-                past_key_values=cache, use_cache=True, logits_to_keep=keep.to(self.device),
+                input_ids=ids.to(self.device), position_ids=pos.to(self.device), attention_mask=dummy,
+                past_key_values=cache, use_cache=True, logits_to_keep=keep.to(self.device), tree_layout=layout,
             )
         self.tokens_forwarded += ids.numel()
         return out.logits
@@ -107,64 +138,40 @@ class TreeScorer:
     ) -> tuple[list[list[np.ndarray]], np.ndarray, Tree]:
         """Score ``branches[i][b]`` (token ids) after ``contexts[i]``; every row has the same number m of branches.
 
-        Two passes: the contexts (causal) on the system cache, then all branches at once (tree mask).
-        Returns per row and branch the distribution over ``options[i][b]``, the (B, m) raw option mass,
-        and the :class:`Tree` for :meth:`follow_up`.
+        Two passes: the contexts on the system cache, then all branches at once. Returns per row and
+        branch the distribution over ``options[i][b]``, the (B, m) raw option mass, and the
+        :class:`Tree` for :meth:`follow_up`.
         """
         from transformers import DynamicCache
 
+        from simulators.llm.tree_attention import TreeLayout
+
         bsz, m = len(contexts), len(branches[0])
-        if any(len(b) != m for b in branches):
-            raise ValueError("Every row needs the same number of branches.")
         s = len(self.system_ids)
         cache = DynamicCache(ddp_cache_data=[(k.expand(bsz, -1, -1, -1), v.expand(bsz, -1, -1, -1)) for k, v in self._system_kv])
-        tree = Tree(cache, torch.zeros((bsz, s), dtype=torch.long), torch.full((bsz, 1), s, dtype=torch.long), 1)
-        self._extend(tree, [[c] for c in contexts], owner_base=1, shared_owner=True)
-        tree.branch_end = tree.branch_end.expand(bsz, m).clone()
-        tree.n_branches = m
-        logits = self._extend(tree, branches, owner_base=2)
+        ids, pos, _, ctx_len, wc = _blocks([[c] for c in contexts], [s] * bsz, self.pad_id)
+        self._forward(ids, pos, cache, torch.zeros((bsz, 1), dtype=torch.long), TreeLayout([s] * bsz, 1, wc))
+        prefix = [s + int(n) for n in ctx_len[:, 0]]
+        ids, pos, keep, lens, wb = _blocks(branches, prefix, self.pad_id)
+        logits = self._forward(ids, pos, cache, keep, TreeLayout(prefix, m, wb))
         dists, mass = _distributions(logits, options)
-        return dists, mass, tree
+        return dists, mass, Tree(cache, prefix, s + wc + m * wb, s + wc, wb, lens, m)
 
     def follow_up(
         self, tree: Tree, follow: Sequence[Sequence[list[int]]], options: Sequence[Sequence[Sequence[int]]]
     ) -> tuple[list[list[np.ndarray]], np.ndarray]:
         """Append ``follow[i][b]`` after branch b of row i (empty list: nothing) and score its last token."""
-        return _distributions(self._extend(tree, follow, owner_base=2), options)
+        from simulators.llm.tree_attention import TreeLayout
 
-    def _extend(self, tree: Tree, pieces: Sequence[Sequence[list[int]]], owner_base: int, shared_owner: bool = False) -> torch.Tensor:
-        """Run ``pieces[i][b]`` (right-aligned in blocks) after what piece b of row i continues; logits at block ends.
-
-        A piece continues branch b (owner id ``owner_base + b``) from position ``tree.branch_end[i, b]``;
-        it sees the system prompt, the context (owner 1) and earlier tokens of its own branch.
-        With ``shared_owner`` the piece is the context itself (owner 1, one piece per row).
-        """
-        bsz, m = len(pieces), len(pieces[0])
-        w = max(1, max(max((len(x) for x in row), default=0) for row in pieces))
-        ids = torch.full((bsz, m * w), self.pad_id, dtype=torch.long)
-        pos = torch.zeros((bsz, m * w), dtype=torch.long)
-        owner = torch.full((bsz, m * w), -1, dtype=torch.long)
-        keep = torch.zeros((bsz, m), dtype=torch.long)
-        for i, row in enumerate(pieces):
-            for b, tokens in enumerate(row):
-                end = (b + 1) * w
-                keep[i, b] = end - 1
-                if tokens:
-                    n = len(tokens)
-                    ids[i, end - n : end] = torch.tensor(tokens, dtype=torch.long)
-                    pos[i, end - n : end] = tree.branch_end[i, b] + torch.arange(n)
-                    owner[i, end - n : end] = 1 if shared_owner else owner_base + b
-                    tree.branch_end[i, b] += n
-        k_owner = torch.cat([tree.owner, owner], 1)
-        q = owner[:, :, None]
-        k = k_owner[:, None, :]
-        offset = tree.owner.shape[1]
-        causal = torch.arange(k_owner.shape[1])[None, None, :] <= (offset + torch.arange(m * w))[None, :, None]
-        sees = (k == 0) | (((k == 1) | (k == q)) & (q >= 1) & causal)
-        sees &= k >= 0  # pad queries (owner -1) see the system prompt only: no fully masked rows
-        logits = self._forward(ids, pos, sees[:, None], tree.cache, keep)
-        tree.owner = k_owner
-        return logits
+        if tree.followed:
+            raise RuntimeError("A Tree takes one round of follow-ups; score again for another round.")
+        ids, pos, keep, _, wf = _blocks(follow, [0] * len(follow), self.pad_id)
+        # a follow-up of branch b starts where branch b ended
+        pos = pos + (torch.as_tensor(tree.prefix_len)[:, None] + tree.branch_len).repeat_interleave(wf, 1)
+        layout = TreeLayout(tree.prefix_len, tree.n_branches, wf, tree.branch_start, tree.branch_width, tree.branch_len)
+        logits = self._forward(ids, pos, tree.cache, keep, layout)
+        tree.followed = True
+        return _distributions(logits, options)
 
     def score_full(self, texts: Sequence[str], options: Sequence[Sequence[int]]) -> tuple[list[np.ndarray], np.ndarray]:
         """Reference path: each whole sequence [system + text] run alone, no cache, no padding, no tree."""
