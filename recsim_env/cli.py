@@ -51,8 +51,6 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 def llm_demo(n_users: int, seed: int) -> None:
     """A few users answer a popularity slate in feed mode, with the LLM simulator and its reasons."""
-    import numpy as np
-
     from agents.heuristics import PopularityPolicy
 
     print(f"\n== LLM user simulator (SmolLM2-135M-Instruct, offline, not fine-tuned), feed mode, {n_users} users ==")

@@ -23,7 +23,6 @@ __all__ = ["EnvConfig", "SessionBatch", "StepOutput", "make_simulator"]
 
 ActionMode = Literal["catalog", "candidates"]
 MAX_OBS_RATIO = 10.0  # watch ratios (rewatches) are clipped to this in observations
-FEEDBACK_KEYS = ("item_id", "position", "clicked", "skipped", "watch_ratio", "rating", "reason_class", "reason_text")
 
 
 @dataclass(frozen=True)
@@ -142,7 +141,7 @@ class StepOutput:
     reward: np.ndarray
     terminated: np.ndarray
     truncated: np.ndarray
-    feedback: dict[str, np.ndarray]  # FEEDBACK_KEYS -> (N, K)
+    feedback: dict[str, np.ndarray]  # item_id, position, clicked, skipped, played, watch_ratio, rating, reason_* -> (N, K)
     terms: np.ndarray  # (N, len(REWARD_TERMS))
     choice_probs: list
     skip_probs: list

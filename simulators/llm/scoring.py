@@ -121,8 +121,6 @@ class TreeScorer:
         return [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
     def _forward(self, ids, pos, cache, keep, layout):
-        from simulators.llm.tree_attention import TreeLayout  # noqa: F401  (layout type)
-
         dummy = torch.ones((1, 1, 1, 1), dtype=torch.bool, device=self.device)  # 4D: HF builds no mask of its own
         with torch.inference_mode():
             out = self.model(

@@ -34,7 +34,7 @@ import numpy as np
 from recsim_env.data import Dataset
 from simulators.base import SimulationRequest, SimulationResponse
 from simulators.llm.models import DEFAULT_MODEL, load_model
-from simulators.llm.prompts import JUDGE_PREFIX, LETTERS, PAGE_PREFIX, REASON_PREFIX, ChatFormat, SceneBuilder
+from simulators.llm.prompts import JUDGE_PREFIX, LETTERS, PAGE_PREFIX, ChatFormat, SceneBuilder
 from simulators.llm.scoring import TreeScorer, option_token_ids
 
 __all__ = ["LLMOutputError", "LLMSimulatorConfig", "LLMUserSimulator"]

@@ -61,7 +61,6 @@ def tree_attention_forward(module, query, key, value, attention_mask, scaling=No
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
     lay: TreeLayout = tree_layout
     bsz, heads, q_len, dim = query.shape
-    kv_heads = key.shape[1]
     scale = scaling if scaling is not None else dim**-0.5
     m, w = lay.n_blocks, lay.block
     old = key.shape[2] - q_len
