@@ -242,11 +242,12 @@ class SceneBuilder:
         _, low, high = WATCH_BINS[option]
         return low + (high - low) * u, float("nan")
 
-    def reason_prompt(self, r: SimulationRequest, item: int | None, clicked: bool) -> str:
-        """Full prompt asking for a short first-person reason (generated, not scored)."""
+    def reason_prompt(self, r: SimulationRequest, item: int | None, clicked: bool) -> tuple[str, str]:
+        """(full prompt, answer start) asking for a short first-person reason (generated, not scored)."""
         if item is None:
-            q = "You clicked none of the recommended items. In one short sentence, as this user, say why."
+            q, start = "You clicked none of the recommended items. Why? One short sentence, first person.", "I clicked none because"
+        elif clicked:
+            q, start = f'You watched "{self.item_names[item]}". Why? One short sentence, first person.', "I watched it because"
         else:
-            what = "watched" if clicked else "skipped"
-            q = f"You {what} {self.item_texts[item]}. In one short sentence, as this user, say why."
-        return self.system() + self.context(r) + self.chat.ask(q, "Reason:")
+            q, start = f'You skipped "{self.item_names[item]}" within seconds. Why? One short sentence, first person.', "I skipped it because"
+        return self.system() + self.context(r) + self.chat.ask(q, start), start

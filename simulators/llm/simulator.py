@@ -285,7 +285,7 @@ class LLMUserSimulator:
         policy = self.config.explain
         if policy == "never":
             return
-        jobs: list[tuple[_Row, int | None, str]] = []
+        jobs: list[tuple[_Row, int | None, tuple[str, str]]] = []
         for row in rows:
             if mode == "page":
                 hit = np.flatnonzero(row.clicked)
@@ -299,14 +299,15 @@ class LLMUserSimulator:
                         jobs.append((row, j, self.scenes.reason_prompt(row.r, int(row.r.slate[j]), not row.skipped[j])))
         if not jobs:
             return
-        texts = self.generate([p for _, _, p in jobs], self.config.reason_max_tokens)
-        for (row, j, _), text in zip(jobs, texts):
-            reason = text.strip().split("\n")[0].strip()
-            if sum(ch.isalpha() for ch in reason) < 3:
+        texts = self.generate([prompt for _, _, (prompt, _) in jobs], self.config.reason_max_tokens)
+        for (row, j, (_, start)), text in zip(jobs, texts):
+            generated = text.strip().split("\n")[0].strip()
+            if sum(ch.isalpha() for ch in generated) < 3:  # the given answer start does not count
                 row.errors += 1
                 if self.config.on_error == "raise":
                     raise LLMOutputError(f"Unreadable generated reason {text!r} for user {row.r.user}.")
                 continue
+            reason = f"{start} {generated}"
             if j is None:
                 row.reason_text = [reason] * len(row.r.slate)
             else:
