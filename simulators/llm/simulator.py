@@ -33,7 +33,7 @@ import numpy as np
 
 from recsim_env.data import Dataset
 from simulators.base import SimulationRequest, SimulationResponse
-from simulators.llm.models import DEFAULT_MODEL, load_model
+from simulators.llm.models import DEFAULT_MODEL, compile_elementwise, load_model
 from simulators.llm.prompts import JUDGE_PREFIX, LETTERS, PAGE_PREFIX, ChatFormat, SceneBuilder
 from simulators.llm.scoring import TreeScorer, option_token_ids
 
@@ -57,6 +57,8 @@ class LLMSimulatorConfig:
     on_error: "raise" or "fallback" (data-fitted simulator for that request; see module doc).
     greedy: take the most likely option instead of sampling.
     cache_size: bounded cache of scored distributions, keyed by the full prompt text.
+    compile: ``torch.compile`` the MLP and norm modules (fuses their element-wise ops; ~25% faster
+        forwards on a 2-core CPU after a one-time ~25 s compile). Worth it for long rollouts.
     """
 
     batch_size: int = 8
@@ -67,6 +69,7 @@ class LLMSimulatorConfig:
     on_error: Literal["raise", "fallback"] = "fallback"
     greedy: bool = False
     cache_size: int = 4096
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.explain not in ("never", "negative", "always"):
@@ -127,6 +130,8 @@ class LLMUserSimulator:
         self.model, self.tokenizer = load_model(model, adapter=adapter, dtype=dtype, device=device)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        if self.config.compile:
+            compile_elementwise(self.model)
         self.chat = ChatFormat(self.tokenizer)
         self._cache: OrderedDict[str, tuple[np.ndarray, float]] = OrderedDict()
         self.cache_hits = 0

@@ -212,6 +212,16 @@ def test_adapter_is_applied(tiny_llm, tmp_path, ml100k):
     assert not np.allclose(plain[0].choice_probs, out[0].choice_probs)
 
 
+def test_compiled_model_gives_the_same_answers(ml100k, tiny_llm):
+    reqs = make_requests(ml100k, "feed", n=2, k=3)
+    plain = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, **OK_MASS)
+    fused = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, compile=True, **OK_MASS)
+    a = plain.respond(reqs, [np.random.default_rng(0)] * 2)
+    b = fused.respond(reqs, [np.random.default_rng(0)] * 2)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x.skip_probs, y.skip_probs, atol=1e-4)
+
+
 def test_model_resolution_errors(tmp_path):
     with pytest.raises(ModelNotFoundError, match="Cannot resolve model 'no-such-model'"):
         resolve_model_dir("no-such-model")
