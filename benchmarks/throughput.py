@@ -135,7 +135,7 @@ def plot_llm(json_path: Path, png_path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = json.loads(Path(json_path).read_text())["medians"]
-    names = list(rows)
+    names = [n for n in rows if not n.startswith("ceiling")]
     fig, ax = plt.subplots(figsize=(8, 3.4))
     bars = ax.barh(names, [rows[n]["decisions_per_s"] for n in names],
                    color=["C3" if n.startswith("generate") else "C0" for n in names])
@@ -148,6 +148,23 @@ def plot_llm(json_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
+CEILING = "ceiling: plain causal forward, 8 x 400 tokens, no tree or cache"
+
+
+def plain_forward(model, batch: int = 8, length: int = 400, reps: int = 3) -> dict:
+    """Tokens/s of the bare model on full causal sequences: what any scorer on this model could reach."""
+    import torch
+
+    ids = torch.randint(100, 10000, (batch, length))
+    with torch.inference_mode():
+        model(input_ids=ids, logits_to_keep=1)
+        start = time.perf_counter()
+        for _ in range(reps):
+            model(input_ids=ids, logits_to_keep=1)
+    dt = (time.perf_counter() - start) / reps
+    return {"decisions_per_s": float("nan"), "tokens_per_s": batch * length / dt, "decisions": 0}
+
+
 def llm_main(args: argparse.Namespace) -> int:
     from recsim_env.data import load_dataset
     from simulators.llm import LLMUserSimulator
@@ -156,7 +173,7 @@ def llm_main(args: argparse.Namespace) -> int:
     sim = LLMUserSimulator(dataset=ds, cache_size=0, compile=args.compile)
     params = sum(p.numel() for p in sim.model.parameters())
     base_config = sim.config
-    gen_name = "generate + parse, 1 per decision (SUBER/Agent4Rec)"
+    gen_name = "generate + parse, 1 per decision (SUBER/Agent4Rec)"  # rows print in insertion order
     samples: dict[str, list[dict]] = {}
     peaks: list[float] = []
     sim.generate(["warm up"], 2)
@@ -172,6 +189,7 @@ def llm_main(args: argparse.Namespace) -> int:
             n = sum(len(r.slate) for r in reqs)
             samples.setdefault(f"option scoring, {batch} user(s) per batch", []).append(
                 {"decisions_per_s": n / dt, "tokens_per_s": toks / dt, "decisions": n})
+        samples.setdefault(CEILING, []).append(plain_forward(sim.model))
         dt, toks, n, fails = generate_and_parse(sim, scene_requests(ds, args.generate_users, seed=1000 + rnd))
         samples.setdefault(gen_name, []).append(
             {"decisions_per_s": n / dt, "tokens_per_s": toks / dt, "parse_failures": fails, "decisions": n})
@@ -222,7 +240,8 @@ def llm_main(args: argparse.Namespace) -> int:
     ]
     for name, r in rows.items():
         extra = f" ({fails}/{total} answers unparsable)" if name == gen_name else ""
-        lines.append(f"| {name}{extra} | {r['decisions_per_s']:.2f} | {r['tokens_per_s']:,.0f} | {r['flops'] / 1e9:,.0f} | {100 * r['share_of_peak']:.0f}% |")
+        dps = "-" if name == CEILING else f"{r['decisions_per_s']:.2f}"
+        lines.append(f"| {name}{extra} | {dps} | {r['tokens_per_s']:,.0f} | {r['flops'] / 1e9:,.0f} | {100 * r['share_of_peak']:.0f}% |")
     lines += [
         "", "| env (num_envs=64, LLM simulator, slate of 10) | env-steps/s |", "| --- | ---: |",
         *[f"| feedback_mode={m} | {v:.2f} |" for m, v in env_rows.items()], "",
