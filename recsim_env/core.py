@@ -148,7 +148,6 @@ class StepOutput:
     errors: np.ndarray
     users: np.ndarray
     patience: np.ndarray
-    extra: list = field(default_factory=list)
 
 
 class SessionBatch:
