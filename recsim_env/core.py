@@ -7,7 +7,7 @@ the answers into reward terms, updates memory and patience, and builds the obser
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal, Sequence
 
 import numpy as np
