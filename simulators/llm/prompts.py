@@ -242,6 +242,16 @@ class SceneBuilder:
         _, low, high = WATCH_BINS[option]
         return low + (high - low) * u, float("nan")
 
+    def decision_process_prompt(self, r: SimulationRequest, item: int | None, clicked: bool) -> tuple[str, str]:
+        """(full prompt, answer start) for UserMirrorer's decision process: Stimulus, Knowledge, Evaluation."""
+        if item is None:
+            what = "You clicked none of the recommended items."
+        else:
+            what = f'You {"watched" if clicked else "skipped"} "{self.item_names[item]}".'
+        q = (f"{what} Explain your decision in three short parts: Stimulus (what caught your attention), Knowledge "
+             f"(what you know about it and your tastes), Evaluation (how you weighed it).")
+        return self.system() + self.context(r) + self.chat.ask(q, "Stimulus:"), "Stimulus:"
+
     def reason_prompt(self, r: SimulationRequest, item: int | None, clicked: bool) -> tuple[str, str]:
         """(full prompt, answer start) asking for a short first-person reason (generated, not scored)."""
         if item is None:

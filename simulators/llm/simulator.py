@@ -34,7 +34,7 @@ import numpy as np
 from recsim_env.data import Dataset
 from simulators.base import SimulationRequest, SimulationResponse
 from simulators.llm.models import DEFAULT_MODEL, compile_elementwise, load_model
-from simulators.llm.prompts import JUDGE_PREFIX, LETTERS, PAGE_PREFIX, ChatFormat, SceneBuilder
+from simulators.llm.prompts import GUBS_TAXONOMY, JUDGE_PREFIX, LETTERS, PAGE_PREFIX, ChatFormat, ReasonClass, SceneBuilder
 from simulators.llm.scoring import TreeScorer, option_token_ids
 
 __all__ = ["LLMOutputError", "LLMSimulatorConfig", "LLMUserSimulator"]
@@ -52,7 +52,11 @@ class LLMSimulatorConfig:
         perform alike and 64 is slower (benchmarks/results/throughput_llm.md: masked attention over long batches).
     history_in_prompt: memory items shown in the prompt.
     explain: when to generate a first-person reason: "never", "negative" (skips / empty pages), "always".
-    reason_max_tokens: length bound of generated reasons.
+    explain_style: "reason" (one sentence) or "decision_process" (UserMirrorer's Stimulus, Knowledge,
+        Evaluation, ending with the behaviour), returned as ``reason_text``.
+    reason_max_tokens: length bound of generated reasons (a decision process gets 3x this bound).
+    taxonomy: reason classes for skips as ``(name, one-line description)`` pairs (default G-UBS:
+        content-driven, algorithm-driven, user-driven).
     min_option_mass: least probability mass on the option letters for an answer to count as valid.
     on_error: "raise" or "fallback" (data-fitted simulator for that request; see module doc).
     greedy: take the most likely option instead of sampling.
@@ -64,7 +68,9 @@ class LLMSimulatorConfig:
     batch_size: int = 8
     history_in_prompt: int = 10
     explain: Literal["never", "negative", "always"] = "never"
+    explain_style: Literal["reason", "decision_process"] = "reason"
     reason_max_tokens: int = 24
+    taxonomy: tuple[tuple[str, str], ...] = tuple((c.name, c.description) for c in GUBS_TAXONOMY)
     min_option_mass: float = 0.2
     on_error: Literal["raise", "fallback"] = "fallback"
     greedy: bool = False
@@ -74,6 +80,13 @@ class LLMSimulatorConfig:
     def __post_init__(self) -> None:
         if self.explain not in ("never", "negative", "always"):
             raise ValueError(f"explain must be 'never', 'negative' or 'always', got {self.explain!r}.")
+        if self.explain_style not in ("reason", "decision_process"):
+            raise ValueError(f"explain_style must be 'reason' or 'decision_process', got {self.explain_style!r}.")
+        if not 2 <= len(self.taxonomy) <= len(LETTERS) or not all(len(c) == 2 and all(c) for c in self.taxonomy):
+            raise ValueError(
+                f"taxonomy must hold 2 to {len(LETTERS)} (name, description) pairs, e.g. "
+                f"(('content-driven', 'the item is unappealing'), ...); got {self.taxonomy!r}."
+            )
         if self.on_error not in ("raise", "fallback"):
             raise ValueError(f"on_error must be 'raise' or 'fallback', got {self.on_error!r}.")
         if not 0.0 <= self.min_option_mass < 1.0:
@@ -148,7 +161,10 @@ class LLMUserSimulator:
         if self.dataset is dataset:
             return self
         self.dataset = dataset
-        self.scenes = SceneBuilder(dataset, self.chat, history_in_prompt=self.config.history_in_prompt)
+        self.scenes = SceneBuilder(
+            dataset, self.chat, history_in_prompt=self.config.history_in_prompt,
+            taxonomy=tuple(ReasonClass(name, description) for name, description in self.config.taxonomy),
+        )
         self.scorer = TreeScorer(self.model, self.tokenizer, self.scenes.system())
         sc = self.scenes
         self.letters = {
@@ -290,23 +306,26 @@ class LLMUserSimulator:
         policy = self.config.explain
         if policy == "never":
             return
+        ask = self.scenes.decision_process_prompt if self.config.explain_style == "decision_process" else self.scenes.reason_prompt
         jobs: list[tuple[_Row, int | None, tuple[str, str]]] = []
         for row in rows:
             if mode == "page":
                 hit = np.flatnonzero(row.clicked)
                 if len(hit) and policy == "always":
-                    jobs.append((row, int(hit[0]), self.scenes.reason_prompt(row.r, int(row.r.slate[hit[0]]), True)))
+                    jobs.append((row, int(hit[0]), ask(row.r, int(row.r.slate[hit[0]]), True)))
                 elif not len(hit):
-                    jobs.append((row, None, self.scenes.reason_prompt(row.r, None, False)))
+                    jobs.append((row, None, ask(row.r, None, False)))
             else:
                 for j in range(len(row.r.slate)):
                     if row.skipped[j] or policy == "always":
-                        jobs.append((row, j, self.scenes.reason_prompt(row.r, int(row.r.slate[j]), not row.skipped[j])))
+                        jobs.append((row, j, ask(row.r, int(row.r.slate[j]), not row.skipped[j])))
         if not jobs:
             return
-        texts = self.generate([prompt for _, _, (prompt, _) in jobs], self.config.reason_max_tokens)
+        process = self.config.explain_style == "decision_process"
+        budget = self.config.reason_max_tokens * (3 if process else 1)
+        texts = self.generate([prompt for _, _, (prompt, _) in jobs], budget)
         for (row, j, (_, start)), text in zip(jobs, texts):
-            generated = text.strip().split("\n")[0].strip()
+            generated = " ".join(text.split()) if process else text.strip().split("\n")[0].strip()
             if sum(ch.isalpha() for ch in generated) < 3:  # the given answer start does not count
                 row.errors += 1
                 if self.config.on_error == "raise":

@@ -222,6 +222,23 @@ def test_compiled_model_gives_the_same_answers(ml100k, tiny_llm):
         np.testing.assert_allclose(x.skip_probs, y.skip_probs, atol=1e-4)
 
 
+def test_configured_taxonomy_and_decision_process(ml100k, tiny_llm):
+    taxonomy = (("boring", "nothing happens"), ("too long", "no time for it"))
+    sim = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, taxonomy=taxonomy, explain="negative",
+                           explain_style="decision_process", reason_max_tokens=8, **OK_MASS)
+    assert "[A] boring: nothing happens" in sim.scenes.system_text and len(sim.letters["reason"]) == 2
+    out = sim.respond(make_requests(ml100k, "feed", n=2, k=4), [np.random.default_rng(1)] * 2)
+    classes = {c for r in out for c in r.reason_class if c is not None}
+    assert classes and classes <= {"boring", "too long", "algorithm-driven"}
+    texts = [t for r in out for t in r.reason_text if t is not None]
+    assert all(t.startswith("Stimulus:") for t in texts)
+    assert len(texts) + sum(r.errors for r in out) == sum(int(r.skipped.sum()) for r in out) > 0
+    with pytest.raises(ValueError, match="taxonomy must hold 2 to 26"):
+        LLMUserSimulator(model=tiny_llm, dataset=ml100k, taxonomy=(("only", "one"),))
+    with pytest.raises(ValueError, match="explain_style must be"):
+        LLMUserSimulator(model=tiny_llm, dataset=ml100k, explain_style="essay")
+
+
 def test_model_resolution_errors(tmp_path):
     with pytest.raises(ModelNotFoundError, match="Cannot resolve model 'no-such-model'"):
         resolve_model_dir("no-such-model")
