@@ -36,7 +36,7 @@ def as_policy(policy: PolicyLike) -> Callable[[dict, dict], Any]:
 
 @dataclass
 class EpisodeStats:
-    """Totals of one episode."""
+    """What one episode showed and how the user reacted (raw records for the metrics)."""
 
     ret: float = 0.0
     length: int = 0
@@ -44,45 +44,36 @@ class EpisodeStats:
     played: int = 0
     clicks: int = 0
     skips: int = 0
-    watch_sum: float = 0.0
-    watch_known: int = 0
     repeats: int = 0
+    slates: list[list[int]] = field(default_factory=list)  # item ids shown, per step
+    watch: list[float] = field(default_factory=list)  # watch ratios of played items with a known ratio
 
     def add(self, reward: float, info: dict) -> None:
         self.ret += reward
         self.length += 1
+        self.slates.append([rec["item_id"] for rec in info["feedback"]])
         for rec in info["feedback"]:
             self.shown += 1
             self.clicks += rec["clicked"]
             if rec["skipped"] is not None:
                 self.played += 1
                 self.skips += rec["skipped"]
-            if rec["watch_ratio"] is not None:
-                self.watch_sum += rec["watch_ratio"]
-                self.watch_known += 1
+                if rec["watch_ratio"] is not None:
+                    self.watch.append(rec["watch_ratio"])
         self.repeats += int(info["reward_terms"]["repeat"])
 
 
 @dataclass
 class RolloutResult:
-    """Per-episode stats and the summary metrics over them."""
+    """Per-episode records; :meth:`metrics` summarises them (definitions in ``benchmarks.rollout``)."""
 
     episodes: list[EpisodeStats] = field(default_factory=list)
+    features: object = None  # recsim_env.features.ItemFeatures of the env's dataset
 
     def metrics(self) -> dict[str, float]:
-        """click rate (clicks / shown items), skip rate (fast skips / played items), mean watch ratio
-        (over played items with a known ratio), session length and return (means over episodes)."""
-        eps = self.episodes
-        tot = lambda k: float(sum(getattr(e, k) for e in eps))
-        return {
-            "episodes": float(len(eps)),
-            "return": float(np.mean([e.ret for e in eps])),
-            "session_length": float(np.mean([e.length for e in eps])),
-            "click_rate": tot("clicks") / max(tot("shown"), 1.0),
-            "skip_rate": tot("skips") / max(tot("played"), 1.0),
-            "mean_watch_ratio": tot("watch_sum") / max(tot("watch_known"), 1.0),
-            "repeat_rate": tot("repeats") / max(tot("shown"), 1.0),
-        }
+        from benchmarks.rollout import rollout_metrics
+
+        return rollout_metrics(self.episodes, self.features)
 
 
 def rollout(
@@ -90,7 +81,7 @@ def rollout(
 ) -> RolloutResult:
     """Run ``episodes`` full episodes; episode e is reset with seed ``seed + e`` (reproducible)."""
     act = as_policy(policy)
-    result = RolloutResult()
+    result = RolloutResult(features=env.unwrapped.batch.features)
     for ep in tqdm(range(episodes), desc=desc, disable=not progress, leave=False):
         obs, info = env.reset(seed=seed + ep)
         stats = EpisodeStats()

@@ -13,11 +13,11 @@ import recsim_env  # noqa: F401  (registers RecSimEnv-v0)
 __all__ = ["main"]
 
 
-def _policy(name: str, env: gym.Env):
+def _policy(name: str, env: gym.Env, seed: int = 0):
     from agents.heuristics import PopularityPolicy, RandomPolicy
 
     if name == "random":
-        return RandomPolicy(env)
+        return RandomPolicy(env, seed=seed)
     if name in ("popular", "popularity"):
         return PopularityPolicy(env)
     if ":" in name:  # my_module:my_policy
@@ -29,23 +29,25 @@ def _policy(name: str, env: gym.Env):
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
-    from agents.base import rollout
+    from benchmarks.rollout import compare_policies, write_results
 
-    rows = {}
-    for name in args.policy.split(","):
-        env = gym.make(
+    def env_factory():
+        return gym.make(
             "RecSimEnv-v0", dataset=args.dataset, feedback_mode=args.feedback_mode, action_mode=args.action_mode,
             slate_size=args.slate_size, user_split=args.user_split,
         )
-        result = rollout(env, _policy(name, env), episodes=args.episodes, seed=args.seed, desc=name)
-        rows[name] = result.metrics()
-    keys = ["return", "session_length", "click_rate", "skip_rate", "mean_watch_ratio", "repeat_rate"]
-    print(f"{'policy':<12}" + "".join(f"{k:>18}" for k in keys))
-    for name, m in rows.items():
-        print(f"{name:<12}" + "".join(f"{m[k]:>18.3f}" for k in keys))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
+
+    policies = {name: (lambda env, seed, name=name: _policy(name, env, seed)) for name in args.policy.split(",")}
+    seeds = list(range(args.seeds))
+    results = compare_policies(policies, env_factory, args.episodes, seeds)
+    keys = ["return", "session_length", "click_rate", "fast_skip_rate", "total_play_rate", "coverage"]
+    print(f"{'policy':<12}" + "".join(f"{k:>17}" for k in keys))
+    for name, r in results.items():
+        print(f"{name:<12}" + "".join(f"{r['summary'][k][0]:>17.3f}" for k in keys))
+    if args.out:
+        command = "recsim " + " ".join(sys.argv[1:]) if args.command == "rollout" else "recsim demo"
+        write_results(results, args.out, command, f"RecSimEnv-v0 rollouts ({args.dataset}, {args.feedback_mode} mode)")
+        print(f"wrote {args.out}/results.{{json,md,png}}")
     return 0
 
 
@@ -85,9 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--action-mode", default="catalog", choices=["catalog", "candidates"])
         p.add_argument("--slate-size", type=int, default=10)
         p.add_argument("--user-split", default="test", choices=["train", "valid", "test", "all"])
-        p.add_argument("--episodes", type=int, default=50)
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--json", default=None, help="write the metrics table as JSON here")
+        p.add_argument("--episodes", type=int, default=50, help="episodes per seed")
+        p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1; metrics get 95%% intervals over seeds")
+        p.add_argument("--seed", type=int, default=0, help="seed of the LLM demo users")
+        p.add_argument("--out", default=None, help="write results.{json,md,png} to this folder")
     demo = sub.choices["demo"]
     demo.add_argument("--llm-users", type=int, default=3, help="users shown with the LLM simulator (0: skip)")
     args = parser.parse_args(argv)

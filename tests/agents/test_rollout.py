@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import recsim_env
-from agents.base import RolloutResult, as_policy, rollout
+from agents.base import as_policy, rollout
 from agents.heuristics import PopularityPolicy, RandomPolicy
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -42,21 +42,16 @@ def test_rollout_accepts_plain_function_and_is_reproducible():
         as_policy(42)
 
 
-def test_rollout_metrics_hand_computed():
-    from agents.base import EpisodeStats
+def test_rollout_cli_writes_tables_and_plot(tmp_path):
+    from recsim_env.cli import main
 
-    e = EpisodeStats()
-    fb = [
-        {"clicked": True, "skipped": False, "watch_ratio": 0.8},
-        {"clicked": False, "skipped": True, "watch_ratio": 0.1},
-        {"clicked": False, "skipped": None, "watch_ratio": None},
-    ]
-    e.add(2.0, {"feedback": fb, "reward_terms": {"repeat": 1.0}})
-    e.add(-1.0, {"feedback": fb, "reward_terms": {"repeat": 0.0}})
-    m = RolloutResult([e]).metrics()
-    assert m["return"] == 1.0 and m["session_length"] == 2
-    assert m["click_rate"] == pytest.approx(2 / 6) and m["skip_rate"] == pytest.approx(2 / 4)
-    assert m["mean_watch_ratio"] == pytest.approx(0.45) and m["repeat_rate"] == pytest.approx(1 / 6)
+    assert main(["rollout", "--policy", "random,popular", "--episodes", "2", "--seeds", "2", "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "results.md").read_text()
+    assert "| popular |" in table and "+-" in table and (tmp_path / "results.png").stat().st_size > 0
+    import json
+
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert len(data["results"]["random"]["per_seed"]) == 2
 
 
 def test_readme_examples_run_as_written():
