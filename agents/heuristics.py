@@ -1,4 +1,4 @@
-"""Heuristic recommender policies: random and most-popular."""
+"""Heuristic recommender policies: random, most popular, and content-based."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from recsim_env.features import item_features
 
-__all__ = ["PopularityPolicy", "RandomPolicy"]
+__all__ = ["ContentPolicy", "PopularityPolicy", "RandomPolicy"]
 
 
 def _core(env: gym.Env):
@@ -44,3 +44,27 @@ class PopularityPolicy:
             return np.argsort(-self.count[observation["candidates"]], kind="stable")[: self.k]
         fresh = self.order[observation["consumed"][self.order] == 0]
         return fresh[: self.k]
+
+
+class ContentPolicy:
+    """Items nearest to the user's taste: cosine between each item's text/genre vector and the
+    observation's ``profile`` (recency-weighted mean of watched memory items), ties broken by
+    popularity. Catalog mode skips consumed items; candidates mode ranks the candidates."""
+
+    def __init__(self, env: gym.Env) -> None:
+        batch = _core(env)
+        feats = item_features(batch.dataset)
+        self.k = batch.config.slate_size
+        self.candidates = batch.config.action_mode == "candidates"
+        self.text = feats.text
+        self.tiebreak = 1e-6 * feats.popularity
+
+    def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        profile = observation["profile"]
+        if self.candidates:
+            cand = observation["candidates"]
+            score = self.text[cand] @ profile + self.tiebreak[cand]
+            return np.argsort(-score, kind="stable")[: self.k]
+        score = self.text @ profile + self.tiebreak
+        score[observation["consumed"] == 1] = -np.inf
+        return np.argsort(-score, kind="stable")[: self.k]

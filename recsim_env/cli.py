@@ -14,10 +14,12 @@ __all__ = ["main"]
 
 
 def _policy(name: str, env: gym.Env, seed: int = 0):
-    from agents.heuristics import PopularityPolicy, RandomPolicy
+    from agents.heuristics import ContentPolicy, PopularityPolicy, RandomPolicy
 
     if name == "random":
         return RandomPolicy(env, seed=seed)
+    if name == "content":
+        return ContentPolicy(env)
     if name in ("popular", "popularity"):
         return PopularityPolicy(env)
     if ":" in name:  # my_module:my_policy
@@ -25,7 +27,7 @@ def _policy(name: str, env: gym.Env, seed: int = 0):
 
         module, attr = name.split(":", 1)
         return getattr(importlib.import_module(module), attr)
-    raise SystemExit(f"Unknown policy {name!r}: use random, popular, or module:attribute.")
+    raise SystemExit(f"Unknown policy {name!r}: use random, popular, content, or module:attribute.")
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_ in (("demo", "random vs popularity on ml-100k, both feedback modes"), ("rollout", "roll out policies")):
         p = sub.add_parser(name, help=help_)
-        p.add_argument("--policy", default="random,popular", help="comma-separated: random, popular, module:attr")
+        p.add_argument("--policy", default="random,popular", help="comma-separated: random, popular, content, module:attr")
         p.add_argument("--dataset", default="ml-100k")
         p.add_argument("--feedback-mode", default="feed", choices=["page", "feed"])
         p.add_argument("--action-mode", default="catalog", choices=["catalog", "candidates"])

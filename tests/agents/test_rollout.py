@@ -7,7 +7,7 @@ import pytest
 
 import recsim_env
 from agents.base import as_policy, rollout
-from agents.heuristics import PopularityPolicy, RandomPolicy
+from agents.heuristics import ContentPolicy, PopularityPolicy, RandomPolicy
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -16,9 +16,21 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def test_heuristic_policies_act_validly(action_mode):
     env = gym.make("RecSimEnv-v0", action_mode=action_mode)
     obs, info = env.reset(seed=0)
-    for policy in (RandomPolicy(env), PopularityPolicy(env)):
+    for policy in (RandomPolicy(env), PopularityPolicy(env), ContentPolicy(env)):
         slate = policy.act(obs, info)
         assert env.action_space.contains(np.asarray(slate, dtype=np.int64)) and len(set(slate.tolist())) == 10
+        if action_mode == "catalog" and not isinstance(policy, RandomPolicy):
+            assert not obs["consumed"][slate].any()
+
+
+def test_content_policy_shows_items_close_to_the_profile():
+    env = gym.make("RecSimEnv-v0", user_split="test")
+    obs, info = env.reset(seed=3)
+    text = env.unwrapped.batch.features.text
+    slate = ContentPolicy(env).act(obs, info)
+    fresh = np.flatnonzero(obs["consumed"] == 0)
+    sims = text[fresh] @ obs["profile"]
+    assert (text[slate] @ obs["profile"]).min() >= np.sort(sims)[-10] - 1e-6  # the 10 most similar fresh items
 
 
 def test_popularity_beats_random_on_clicks_and_return():
