@@ -39,11 +39,14 @@ class PopularityPolicy:
         self.order = np.argsort(-item_features(batch.dataset).count, kind="stable")
         self.count = item_features(batch.dataset).count
 
-    def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+    def rank(self, observation: dict[str, np.ndarray], info: dict[str, Any], n: int) -> np.ndarray:
+        """The ``n`` best actions (item or candidate indices), best first."""
         if self.candidates:
-            return np.argsort(-self.count[observation["candidates"]], kind="stable")[: self.k]
-        fresh = self.order[observation["consumed"][self.order] == 0]
-        return fresh[: self.k]
+            return np.argsort(-self.count[observation["candidates"]], kind="stable")[:n]
+        return self.order[observation["consumed"][self.order] == 0][:n]
+
+    def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        return self.rank(observation, info, self.k)
 
 
 class ContentPolicy:
@@ -59,12 +62,16 @@ class ContentPolicy:
         self.text = feats.text
         self.tiebreak = 1e-6 * feats.popularity
 
-    def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+    def rank(self, observation: dict[str, np.ndarray], info: dict[str, Any], n: int) -> np.ndarray:
+        """The ``n`` best actions (item or candidate indices), best first."""
         profile = observation["profile"]
         if self.candidates:
             cand = observation["candidates"]
             score = self.text[cand] @ profile + self.tiebreak[cand]
-            return np.argsort(-score, kind="stable")[: self.k]
+            return np.argsort(-score, kind="stable")[:n]
         score = self.text @ profile + self.tiebreak
         score[observation["consumed"] == 1] = -np.inf
-        return np.argsort(-score, kind="stable")[: self.k]
+        return np.argsort(-score, kind="stable")[:n]
+
+    def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        return self.rank(observation, info, self.k)

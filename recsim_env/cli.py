@@ -20,6 +20,10 @@ def _policy(name: str, env: gym.Env, seed: int = 0):
         return RandomPolicy(env, seed=seed)
     if name == "content":
         return ContentPolicy(env)
+    if name.startswith("rerank-"):  # the env's own simulator re-ranks a heuristic backbone
+        from agents.rerank import RerankPolicy
+
+        return RerankPolicy(env, _policy(name[len("rerank-"):], env, seed), seed=seed)
     if name in ("popular", "popularity"):
         return PopularityPolicy(env)
     if ":" in name:  # my_module:my_policy
@@ -27,7 +31,9 @@ def _policy(name: str, env: gym.Env, seed: int = 0):
 
         module, attr = name.split(":", 1)
         return getattr(importlib.import_module(module), attr)
-    raise SystemExit(f"Unknown policy {name!r}: use random, popular, content, or module:attribute.")
+    raise SystemExit(
+        f"Unknown policy {name!r}: use random, popular, content, rerank-popular, rerank-content, or module:attribute."
+    )
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
@@ -83,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_ in (("demo", "random vs popularity on ml-100k, both feedback modes"), ("rollout", "roll out policies")):
         p = sub.add_parser(name, help=help_)
-        p.add_argument("--policy", default="random,popular", help="comma-separated: random, popular, content, module:attr")
+        p.add_argument("--policy", default="random,popular", help="comma-separated: random, popular, content, rerank-popular, rerank-content, module:attr")
         p.add_argument("--dataset", default="ml-100k")
         p.add_argument("--feedback-mode", default="feed", choices=["page", "feed"])
         p.add_argument("--action-mode", default="catalog", choices=["catalog", "candidates"])
