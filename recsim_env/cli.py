@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import gymnasium as gym
@@ -39,10 +38,12 @@ def _policy(name: str, env: gym.Env, seed: int = 0):
 def cmd_rollout(args: argparse.Namespace) -> int:
     from benchmarks.rollout import compare_policies, write_results
 
+    sim_kwargs = {"model": args.simulator_model} if args.simulator == "llm" and args.simulator_model else None
+
     def env_factory():
         return gym.make(
             "RecSimEnv-v0", dataset=args.dataset, feedback_mode=args.feedback_mode, action_mode=args.action_mode,
-            slate_size=args.slate_size, user_split=args.user_split,
+            slate_size=args.slate_size, user_split=args.user_split, simulator=args.simulator, simulator_kwargs=sim_kwargs,
         )
 
     policies = {name: (lambda env, seed, name=name: _policy(name, env, seed)) for name in args.policy.split(",")}
@@ -54,7 +55,10 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         print(f"{name:<12}" + "".join(f"{r['summary'][k][0]:>17.3f}" for k in keys))
     if args.out:
         command = "recsim " + " ".join(sys.argv[1:]) if args.command == "rollout" else "recsim demo"
-        write_results(results, args.out, command, f"RecSimEnv-v0 rollouts ({args.dataset}, {args.feedback_mode} mode)")
+        write_results(
+            results, args.out, command,
+            f"RecSimEnv-v0 rollouts ({args.dataset}, {args.feedback_mode} mode, {args.simulator} simulator)",
+        )
         print(f"wrote {args.out}/results.{{json,md,png}}")
     return 0
 
@@ -91,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=help_)
         p.add_argument("--policy", default="random,popular", help="comma-separated: random, popular, content, rerank-popular, rerank-content, module:attr")
         p.add_argument("--dataset", default="ml-100k")
+        p.add_argument("--simulator", default="fitted", choices=["fitted", "llm"], help="user simulator of the env")
+        p.add_argument("--simulator-model", default=None, help="llm: model name or checkpoint dir (default smollm2-135m)")
         p.add_argument("--feedback-mode", default="feed", choices=["page", "feed"])
         p.add_argument("--action-mode", default="catalog", choices=["catalog", "candidates"])
         p.add_argument("--slate-size", type=int, default=10)

@@ -66,6 +66,15 @@ def test_rollout_cli_writes_tables_and_plot(tmp_path):
     assert len(data["results"]["random"]["per_seed"]) == 2
 
 
+def test_rollout_cli_with_llm_simulator(tmp_path, tiny_llm):
+    from recsim_env.cli import main
+
+    argv = ["rollout", "--policy", "popular", "--episodes", "1", "--seeds", "1", "--simulator", "llm",
+            "--simulator-model", tiny_llm, "--slate-size", "3", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert "llm simulator" in (tmp_path / "results.md").read_text()
+
+
 def test_readme_examples_run_as_written():
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "README must hold python examples"

@@ -3,39 +3,16 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 import recsim_env
 from recsim_env import RecSimEnv
 from simulators.base import SimulationRequest
 from simulators.llm import LLMOutputError, LLMUserSimulator
-from simulators.llm.models import ModelNotFoundError, load_tokenizer, resolve_model_dir
+from simulators.llm.models import ModelNotFoundError, resolve_model_dir
 from simulators.llm.prompts import ChatFormat, SceneBuilder
 from simulators.llm.scoring import option_token_ids
 
 OK_MASS = dict(min_option_mass=0.0)  # a random tiny model puts ~no mass on letters; the error path is tested apart
-
-
-@pytest.fixture(scope="session")
-def tokenizer():
-    return load_tokenizer("smollm2-135m")
-
-
-@pytest.fixture(scope="session")
-def tiny_llm(tmp_path_factory, tokenizer):
-    """A 2-layer random Llama with the real tokenizer, saved as a checkpoint directory."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=8192, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-    )
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
 
 
 def make_requests(ds, mode, n=5, k=4, seed=0):
