@@ -99,10 +99,7 @@ class RecSimVectorEnv(VectorEnv):
         }
         terms = np.zeros((n, len(REWARD_TERMS)))
         errors = np.zeros(n, np.int64)
-        if len(step_rows) == n:
-            obs = None
-        else:
-            obs = self.batch.observe(self._rows)
+        parts = []  # (rows, observations of those rows)
         if len(step_rows):
             out = self.batch.step_rows(step_rows, slates[step_rows], [self._rngs[i] for i in step_rows])
             rewards[step_rows] = out.reward
@@ -112,11 +109,16 @@ class RecSimVectorEnv(VectorEnv):
                 feedback[key][step_rows] = arr
             terms[step_rows] = out.terms
             errors[step_rows] = out.errors
-            if obs is None:
-                obs = out.obs
-            else:
+            parts.append((step_rows, out.obs))
+        if len(reset_rows):
+            parts.append((reset_rows, self.batch.observe(reset_rows)))
+        if len(parts) == 1:
+            obs = parts[0][1]
+        else:
+            obs = {k: np.empty((n,) + v.shape[1:], v.dtype) for k, v in parts[0][1].items()}
+            for rows, part in parts:
                 for key in obs:
-                    obs[key][step_rows] = out.obs[key]
+                    obs[key][rows] = part[key]
         self._autoreset = terminated | truncated
         stepped = np.zeros(n, bool)
         stepped[step_rows] = True
