@@ -49,7 +49,6 @@ def choice_scenes(
     p = item_features(dataset).count + 1.0
     p = p / p.sum() if negatives == "popular" else None
     scenes = []
-    skip_below = dataset.thresholds.skip_below
     for u in dataset.users(split):
         h = dataset.history(u)
         n = h.stop - h.start
@@ -65,12 +64,7 @@ def choice_scenes(
                     negs.append(cand)
             target = int(rng.integers(n_options))
             options = np.array(negs[:target] + [int(dataset.inter_item[h.start + end])] + negs[target:])
-            mem = np.arange(h.start, h.start + end)[-memory:]
-            ratio = dataset.inter_watch_ratio[mem]
-            req = SimulationRequest(
-                user=int(u), history_items=dataset.inter_item[mem], history_watch_ratio=ratio,
-                history_skipped=ratio < skip_below, slate=options, repeated=np.zeros(n_options, bool), mode="page",
-            )
+            req = SimulationRequest.from_history(dataset, u, int(end), options, "page", memory)
             scenes.append(ChoiceScene(user=int(u), request=req, target=target))
     return scenes
 

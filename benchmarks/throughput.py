@@ -91,13 +91,7 @@ def scene_requests(dataset, n: int, mode: str = "feed", slate: int = 10, seed: i
         u = int(users[i % len(users)])
         h = dataset.history(u)
         cut = int(rng.integers(5, h.stop - h.start + 1))
-        idx = np.arange(h.start, h.start + cut)[-30:]
-        ratio = dataset.inter_watch_ratio[idx]
-        out.append(SimulationRequest(
-            user=u, history_items=dataset.inter_item[idx], history_watch_ratio=ratio, history_skipped=ratio < 0.3,
-            slate=rng.choice(dataset.n_items, slate, replace=False), repeated=np.zeros(slate, bool), mode=mode,
-            history_time=dataset.inter_time[idx],
-        ))
+        out.append(SimulationRequest.from_history(dataset, u, cut, rng.choice(dataset.n_items, slate, replace=False), mode))
     return out
 
 

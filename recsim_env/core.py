@@ -97,31 +97,28 @@ class EnvConfig:
         return cls(**kwargs)
 
 
-_SIMULATORS: dict = {}  # (name, dataset id, kwargs) -> simulator: sub-envs of one process share one model
+_LLM_SIMULATORS: dict = {}  # (dataset id, kwargs) -> LLMUserSimulator: sub-envs of one process share one model
 
 
 def make_simulator(spec: str | UserSimulator, dataset: Dataset, kwargs: dict | None = None) -> UserSimulator:
     """Resolve ``simulator=`` (a name or an object with ``respond``) to a simulator bound to ``dataset``."""
     kwargs = dict(kwargs or {})
     if isinstance(spec, str):
-        key = (spec, id(dataset), repr(sorted(kwargs.items())))
-        if key in _SIMULATORS:
-            return _SIMULATORS[key]
-        if spec == "fitted":
+        if spec == "fitted":  # FittedUserModel.fit caches per (dataset, config)
             from simulators.fitted import FittedUserModel, FittedUserModelConfig
 
-            sim = FittedUserModel.fit(dataset, FittedUserModelConfig.from_dict(kwargs) if kwargs else None)
-        elif spec == "llm":
+            return FittedUserModel.fit(dataset, FittedUserModelConfig.from_dict(kwargs) if kwargs else None)
+        if spec == "llm":
             from simulators.llm import LLMUserSimulator
 
-            sim = LLMUserSimulator(dataset=dataset, **kwargs)
-        else:
-            raise ValueError(
-                f"Unknown simulator {spec!r}. Available: 'fitted' (data-fitted user model), 'llm' (language model, "
-                f"see simulators.llm), or any object with a respond(requests, rngs) method (simulators.base.UserSimulator)."
-            )
-        _SIMULATORS[key] = sim
-        return sim
+            key = (id(dataset), repr(sorted(kwargs.items())))
+            if key not in _LLM_SIMULATORS:
+                _LLM_SIMULATORS[key] = LLMUserSimulator(dataset=dataset, **kwargs)
+            return _LLM_SIMULATORS[key]
+        raise ValueError(
+            f"Unknown simulator {spec!r}. Available: 'fitted' (data-fitted user model), 'llm' (language model, "
+            f"see simulators.llm), or any object with a respond(requests, rngs) method (simulators.base.UserSimulator)."
+        )
     if kwargs:
         raise ValueError("simulator_kwargs only apply to a simulator given by name ('fitted' or 'llm').")
     if not callable(getattr(spec, "respond", None)):

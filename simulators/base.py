@@ -46,6 +46,24 @@ class SimulationRequest:
     step: int = 0
     history_time: np.ndarray | None = None
 
+    @classmethod
+    def from_history(
+        cls, dataset, user: int, end: int, slate: np.ndarray, mode: FeedbackMode = "page", memory: int = 30,
+    ) -> "SimulationRequest":
+        """A request whose memory is ``user``'s real history before its ``end``-th interaction (last ``memory``).
+
+        Used to replay held-out situations (fidelity, benchmarks); nothing in the slate is marked repeated.
+        """
+        h = dataset.history(user)
+        idx = np.arange(h.start, h.start + end)[-memory:]
+        ratio = dataset.inter_watch_ratio[idx]
+        slate = np.asarray(slate)
+        return cls(
+            user=int(user), history_items=dataset.inter_item[idx], history_watch_ratio=ratio,
+            history_skipped=ratio < dataset.thresholds.skip_below, slate=slate, repeated=np.zeros(len(slate), bool),
+            mode=mode, history_time=dataset.inter_time[idx],
+        )
+
 
 @dataclass
 class SimulationResponse:

@@ -112,6 +112,8 @@ class _Row:
         self.reason_text: list[str | None] = [None] * k
         self.choice_probs: np.ndarray | None = None
         self.skip_probs: np.ndarray | None = None
+        self.choice = k  # page mode: chosen option (k = "none")
+        self.judge = np.zeros(k, bool)  # feed mode: judged a skip
         self.errors = 0
         self.min_mass = 1.0
 

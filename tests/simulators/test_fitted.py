@@ -17,11 +17,7 @@ def requests(ds, mode, n=6, k=5, seed=0):
     out = []
     for u in rng.choice(ds.users("test"), n, replace=False):
         h = ds.history(u)
-        ratio = ds.inter_watch_ratio[h][-20:]
-        out.append(SimulationRequest(
-            user=int(u), history_items=ds.inter_item[h][-20:], history_watch_ratio=ratio, history_skipped=ratio < 0.3,
-            slate=rng.choice(ds.n_items, k, replace=False), repeated=np.zeros(k, bool), mode=mode,
-        ))
+        out.append(SimulationRequest.from_history(ds, u, h.stop - h.start, rng.choice(ds.n_items, k, replace=False), mode, memory=20))
     return out
 
 

@@ -19,15 +19,8 @@ def make_requests(ds, mode, n=5, k=4, seed=0):
     rng = np.random.default_rng(seed)
     out = []
     for u in rng.choice(ds.users("test"), n, replace=False):
-        h = ds.history(u)
         m = int(rng.integers(3, 25))
-        idx = np.arange(h.start, h.stop)[:m]
-        ratio = ds.inter_watch_ratio[idx]
-        out.append(SimulationRequest(
-            user=int(u), history_items=ds.inter_item[idx], history_watch_ratio=ratio, history_skipped=ratio < 0.3,
-            slate=rng.choice(ds.n_items, k, replace=False), repeated=np.zeros(k, bool), mode=mode,
-            history_time=ds.inter_time[idx],
-        ))
+        out.append(SimulationRequest.from_history(ds, u, m, rng.choice(ds.n_items, k, replace=False), mode))
     return out
 
 
