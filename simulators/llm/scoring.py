@@ -148,10 +148,10 @@ class TreeScorer:
         s = len(self.system_ids)
         cache = DynamicCache(ddp_cache_data=[(k.expand(bsz, -1, -1, -1), v.expand(bsz, -1, -1, -1)) for k, v in self._system_kv])
         ids, pos, _, ctx_len, wc = _blocks([[c] for c in contexts], [s] * bsz, self.pad_id)
-        self._forward(ids, pos, cache, torch.zeros((bsz, 1), dtype=torch.long), TreeLayout([s] * bsz, 1, wc))
+        self._forward(ids, pos, cache, torch.zeros((bsz, 1), dtype=torch.long), TreeLayout([s] * bsz, 1, wc, shared_len=s))
         prefix = [s + int(n) for n in ctx_len[:, 0]]
         ids, pos, keep, lens, wb = _blocks(branches, prefix, self.pad_id)
-        logits = self._forward(ids, pos, cache, keep, TreeLayout(prefix, m, wb))
+        logits = self._forward(ids, pos, cache, keep, TreeLayout(prefix, m, wb, shared_len=s))
         dists, mass = _distributions(logits, options)
         return dists, mass, Tree(cache, prefix, s + wc + m * wb, s + wc, wb, lens, m)
 
@@ -166,7 +166,9 @@ class TreeScorer:
         ids, pos, keep, _, wf = _blocks(follow, [0] * len(follow), self.pad_id)
         # a follow-up of branch b starts where branch b ended
         pos = pos + (torch.as_tensor(tree.prefix_len)[:, None] + tree.branch_len).repeat_interleave(wf, 1)
-        layout = TreeLayout(tree.prefix_len, tree.n_branches, wf, tree.branch_start, tree.branch_width, tree.branch_len)
+        layout = TreeLayout(
+            tree.prefix_len, tree.n_branches, wf, tree.branch_start, tree.branch_width, tree.branch_len, len(self.system_ids)
+        )
         logits = self._forward(ids, pos, tree.cache, keep, layout)
         tree.followed = True
         return _distributions(logits, options)

@@ -10,7 +10,9 @@ Layout contract (built by :class:`~simulators.llm.scoring.TreeScorer`):
 
 * the new tokens of a pass form ``n_blocks`` blocks of ``block`` positions per row; real tokens
   come first in a block and pads after, so causal attention inside a block never sees a pad;
-* row i's prefix is the first ``prefix_len[i]`` cached keys (contiguous, no pads);
+* row i's prefix is the first ``prefix_len[i]`` cached keys (contiguous, no pads), of which the first
+  ``shared_len`` (the system prompt) are the same for every row: all queries of all rows attend to
+  them in one call; the rest of the prefix (the row's context) in one call with its pads masked;
 * a follow-up pass also sees the cached branch it continues: block b of the branch region that
   starts at ``branch_start`` with ``branch_width`` positions, of which ``branch_len[i, b]`` are real.
 
@@ -36,6 +38,7 @@ class TreeLayout:
     branch_start: int | None = None
     branch_width: int | None = None
     branch_len: torch.Tensor | None = None  # (B, n_blocks)
+    shared_len: int = 0
 
 
 def _flash(q, k, v, causal: bool, scale: float, mask=None):
@@ -65,15 +68,26 @@ def tree_attention_forward(module, query, key, value, attention_mask, scaling=No
     m, w = lay.n_blocks, lay.block
     old = key.shape[2] - q_len
 
-    # 1. prefix: rows with the same prefix length in one call
-    prefix_out = torch.empty((bsz, heads, q_len, dim), dtype=query.dtype)
-    prefix_lse = torch.empty((bsz, heads, q_len), dtype=torch.float32)
-    lengths = torch.as_tensor(lay.prefix_len)
-    for p in torch.unique(lengths).tolist():
-        rows = torch.nonzero(lengths == p).flatten()
-        o, l = _flash(query[rows], key[rows, :, :p], value[rows, :, :p], False, scale)
-        prefix_out[rows], prefix_lse[rows] = o, l
-    parts = [(prefix_out, prefix_lse)]
+    # 1a. shared prefix (system prompt): identical keys for all rows -> every query in one call
+    parts = []
+    shared = lay.shared_len
+    if shared:
+        q_all = query.transpose(0, 1).reshape(1, heads, bsz * q_len, dim)
+        o, l = _flash(q_all, key[:1, :, :shared], value[:1, :, :shared], False, scale)
+        parts.append((o.reshape(heads, bsz, q_len, dim).transpose(0, 1), l.reshape(heads, bsz, q_len).transpose(0, 1)))
+    # 1b. the rest of each row's prefix (its context), pads beyond prefix_len masked
+    longest = max(lay.prefix_len)
+    if longest > shared:
+        span = longest - shared
+        pad = torch.arange(shared, longest)[None, :] >= torch.as_tensor(lay.prefix_len)[:, None]  # (B, span)
+        empty = pad.all(1)  # a row with nothing beyond the shared prefix: one harmless key, weight -> 0 below
+        mask = None
+        if pad.any():
+            mask = torch.zeros((bsz, 1, 1, span), dtype=query.dtype).masked_fill(pad[:, None, None, :], float("-inf"))
+            mask[empty, :, :, 0] = 0.0
+            mask = mask.expand(bsz, 1, q_len, span)
+        o, l = _flash(query, key[:, :, shared:longest], value[:, :, shared:longest], False, scale, mask)
+        parts.append((o, l.masked_fill(empty[:, None, None], float("-inf"))))
 
     def blocks(x, start, width):  # (B, h, n*width, d) region -> (B*n, h, width, d)
         region = x[:, :, start : start + m * width]
