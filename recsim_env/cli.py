@@ -1,4 +1,4 @@
-"""``recsim`` command line: demo and rollouts of the built-in policies."""
+"""``recsim`` command line: demo, rollouts of policies, and training of SB3 agents."""
 
 from __future__ import annotations
 
@@ -8,45 +8,77 @@ import sys
 import gymnasium as gym
 
 import recsim_env  # noqa: F401  (registers RecSimEnv-v0)
+from agents.sb3_agents import ALGOS
 
 __all__ = ["main"]
 
 
-def _policy(name: str, env: gym.Env, seed: int = 0):
+RECBOLE_NAMES = {"bpr": "BPR", "lightgcn": "LightGCN", "sasrec": "SASRec", "gru4rec": "GRU4Rec", "narm": "NARM"}
+_TRAINED: dict = {}  # trained backbones / agents, reused across seeds of one command
+
+
+def _policy(name: str, env: gym.Env, seed: int = 0, args: argparse.Namespace | None = None):
     from agents.heuristics import ContentPolicy, PopularityPolicy, RandomPolicy
 
     if name == "random":
         return RandomPolicy(env, seed=seed)
     if name == "content":
         return ContentPolicy(env)
-    if name.startswith("rerank-"):  # the env's own simulator re-ranks a heuristic backbone
+    if name.startswith("rerank-"):  # the env's own simulator re-ranks a backbone
         from agents.rerank import RerankPolicy
 
-        return RerankPolicy(env, _policy(name[len("rerank-"):], env, seed), seed=seed)
+        return RerankPolicy(env, _policy(name[len("rerank-"):], env, seed, args), seed=seed)
     if name in ("popular", "popularity"):
         return PopularityPolicy(env)
+    if name.lower() in RECBOLE_NAMES or name.startswith("recbole:"):  # recbole:<any RecBole model>
+        from agents.recbole_policy import RecBoleConfig, RecBolePolicy
+
+        model = RECBOLE_NAMES.get(name.lower()) or name.split(":", 1)[1]
+        epochs = getattr(args, "recbole_epochs", RecBoleConfig.epochs)
+        key = (model, epochs)
+        if key not in _TRAINED:
+            _TRAINED[key] = RecBolePolicy.train(model, env.unwrapped.batch.dataset, RecBoleConfig(epochs=epochs))
+        return _TRAINED[key].bind(env)
+    algo, _, path = name.partition(":")
+    if algo in ALGOS:  # ppo:<folder> evaluates a saved agent; bare ppo trains one (cached) on the fitted simulator
+        from agents.sb3_agents import SB3Policy, cached_agent
+
+        if path:
+            return SB3Policy.load(path).bind(env)
+        if algo not in _TRAINED:
+            _TRAINED[algo] = cached_agent(algo, getattr(args, "agent_timesteps", 20_000), _env_kwargs(args, training=True))
+        return SB3Policy.load(_TRAINED[algo]).bind(env)
     if ":" in name:  # my_module:my_policy
         import importlib
 
         module, attr = name.split(":", 1)
         return getattr(importlib.import_module(module), attr)
     raise SystemExit(
-        f"Unknown policy {name!r}: use random, popular, content, rerank-popular, rerank-content, or module:attribute."
+        f"Unknown policy {name!r}: use random, popular, content, {', '.join(RECBOLE_NAMES)}, recbole:<Model>, "
+        f"{', '.join(ALGOS)} (or <algo>:<folder of a saved agent>), rerank-<backbone>, or module:attribute."
     )
+
+
+def _env_kwargs(args: argparse.Namespace | None, training: bool = False) -> dict:
+    """The env the command runs; agents train on the fitted simulator and the train users."""
+    if args is None:
+        return {}
+    sim_kwargs = {"model": args.simulator_model} if args.simulator == "llm" and args.simulator_model else None
+    kwargs = {"dataset": args.dataset, "feedback_mode": args.feedback_mode, "action_mode": args.action_mode,
+              "slate_size": args.slate_size, "num_candidates": args.num_candidates, "user_split": args.user_split,
+              "simulator": args.simulator, "simulator_kwargs": sim_kwargs}
+    if training:
+        kwargs |= {"simulator": "fitted", "simulator_kwargs": None, "user_split": "train"}
+    return kwargs
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
     from benchmarks.rollout import compare_policies, write_results
 
-    sim_kwargs = {"model": args.simulator_model} if args.simulator == "llm" and args.simulator_model else None
-
     def env_factory():
-        return gym.make(
-            "RecSimEnv-v0", dataset=args.dataset, feedback_mode=args.feedback_mode, action_mode=args.action_mode,
-            slate_size=args.slate_size, user_split=args.user_split, simulator=args.simulator, simulator_kwargs=sim_kwargs,
-        )
+        return gym.make("RecSimEnv-v0", **_env_kwargs(args))
 
-    policies = {name: (lambda env, seed, name=name: _policy(name, env, seed)) for name in args.policy.split(",")}
+    policies = {name: (lambda env, seed, name=name: _policy(name, env, seed, args)) for name in args.policy.split(",")}
     seeds = list(range(args.seeds))
     results = compare_policies(policies, env_factory, args.episodes, seeds)
     keys = ["return", "session_length", "click_rate", "fast_skip_rate", "total_play_rate", "coverage"]
@@ -60,6 +92,22 @@ def cmd_rollout(args: argparse.Namespace) -> int:
             f"RecSimEnv-v0 rollouts ({args.dataset}, {args.feedback_mode} mode, {args.simulator} simulator)",
         )
         print(f"wrote {args.out}/results.{{json,md,png}}")
+    return 0
+
+
+def cmd_train_agent(args: argparse.Namespace) -> int:
+    from agents.base import rollout
+    from agents.sb3_agents import AgentConfig, SB3Policy, train_agent
+
+    env_kwargs = {"dataset": args.dataset, "feedback_mode": args.feedback_mode, "action_mode": args.action_mode,
+                  "slate_size": args.slate_size, "num_candidates": args.num_candidates, "user_split": "train"}
+    config = AgentConfig(algo=args.algo, total_timesteps=args.timesteps, seed=args.seed, env_kwargs=env_kwargs)
+    train_agent(config, args.out)
+    env = gym.make("RecSimEnv-v0", **{**env_kwargs, "user_split": "valid"})
+    metrics = rollout(env, SB3Policy.load(args.out).bind(env), episodes=20, seed=10_000, desc="valid users").metrics()
+    print(f"saved {args.out}/model.zip; valid users, 20 episodes: return {metrics['return']:.2f}, "
+          f"click rate {metrics['click_rate']:.3f}. Evaluate: recsim rollout --policy {args.algo}:{args.out} "
+          f"--feedback-mode {args.feedback_mode} --action-mode {args.action_mode}")
     return 0
 
 
@@ -93,21 +141,36 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_ in (("demo", "random vs popularity on ml-100k, both feedback modes"), ("rollout", "roll out policies")):
         p = sub.add_parser(name, help=help_)
-        p.add_argument("--policy", default="random,popular", help="comma-separated: random, popular, content, rerank-popular, rerank-content, module:attr")
+        p.add_argument("--policy", default="random,popular", help="comma-separated: random, popular, content, bpr, lightgcn, sasrec, gru4rec, narm, recbole:<Model>, ppo, a2c, dqn, maskable_ppo, <algo>:<agent folder>, rerank-<backbone>, module:attr")
         p.add_argument("--dataset", default="ml-100k")
         p.add_argument("--simulator", default="fitted", choices=["fitted", "llm"], help="user simulator of the env")
         p.add_argument("--simulator-model", default=None, help="llm: model name or checkpoint dir (default smollm2-135m)")
         p.add_argument("--feedback-mode", default="feed", choices=["page", "feed"])
         p.add_argument("--action-mode", default="catalog", choices=["catalog", "candidates"])
         p.add_argument("--slate-size", type=int, default=10)
+        p.add_argument("--num-candidates", type=int, default=50, help="candidates mode: items offered per step")
         p.add_argument("--user-split", default="test", choices=["train", "valid", "test", "all"])
         p.add_argument("--episodes", type=int, default=50, help="episodes per seed")
         p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1; metrics get 95%% intervals over seeds")
         p.add_argument("--seed", type=int, default=0, help="seed of the LLM demo users")
         p.add_argument("--out", default=None, help="write results.{json,md,png} to this folder")
+        p.add_argument("--recbole-epochs", type=int, default=20, help="RecBole backbones: max training epochs (early stopping)")
+        p.add_argument("--agent-timesteps", type=int, default=20_000, help="bare ppo/a2c/dqn: SB3 training budget")
+    train = sub.add_parser("train-agent", help="train a Stable-Baselines3 agent on the env (fitted simulator)")
+    train.add_argument("--algo", required=True, choices=list(ALGOS))
+    train.add_argument("--timesteps", type=int, default=20_000)
+    train.add_argument("--out", required=True, help="folder for model.zip and card.json")
+    train.add_argument("--dataset", default="ml-100k")
+    train.add_argument("--feedback-mode", default="feed", choices=["page", "feed"])
+    train.add_argument("--action-mode", default="candidates", choices=["catalog", "candidates"])
+    train.add_argument("--slate-size", type=int, default=10)
+    train.add_argument("--num-candidates", type=int, default=50)
+    train.add_argument("--seed", type=int, default=0)
     demo = sub.choices["demo"]
     demo.add_argument("--llm-users", type=int, default=3, help="users shown with the LLM simulator (0: skip)")
     args = parser.parse_args(argv)
+    if args.command == "train-agent":
+        return cmd_train_agent(args)
     if args.command == "demo":
         for mode in ("feed", "page"):
             print(f"\n== RecSimEnv-v0, ml-100k test users, feedback_mode={mode}, data-fitted simulator ==")

