@@ -66,8 +66,12 @@ class RecBoleConfig:
     epochs: upper bound; RecBole stops early after ``stopping_step`` evaluations without a better
         valid NDCG@10.
     max_seq_len: sequence length of sequential models (the env's default memory holds 30 items).
+    positives_only: train on the interactions that were not fast skips (watch ratio >= the
+        dataset's ``skip_below``; MovieLens: rating >= 3), i.e. what the env counts as a click, and
+        feed sequential models only the memory items that were not skipped. False: every interaction.
     """
 
+    positives_only: bool = True
     epochs: int = 20
     stopping_step: int = 3
     train_batch_size: int = 256  # RecBole says 2048; smaller batches learn more per epoch on a CPU
@@ -104,9 +108,11 @@ def _model_defaults(model_name: str) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {} if path.exists() else {}
 
 
-def _write_train_inter(dataset: Dataset, path: Path) -> None:
+def _write_train_inter(dataset: Dataset, path: Path, positives_only: bool) -> None:
     """The train users' interactions as a RecBole atomic ``.inter`` file (env ids as tokens)."""
     train = np.isin(dataset.inter_user, dataset.users("train"))
+    if positives_only:  # NaN watch ratio (unknown) counts as positive
+        train &= ~(dataset.inter_watch_ratio < dataset.thresholds.skip_below)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     with open(tmp, "w") as f:
@@ -137,6 +143,7 @@ class RecBolePolicy:
         self.dataset = dataset
         self.metrics = metrics
         self.k = slate_size
+        self.positives_only = False  # set by train(): feed sequential models only non-skipped memory items
         self.sequential = hasattr(model, "ITEM_SEQ")
         # env item index <-> RecBole internal id (tokens are the env indices written by _write_train_inter)
         field_ = recbole_dataset.iid_field
@@ -173,11 +180,11 @@ class RecBolePolicy:
             params.setdefault("train_neg_sample_args", None)  # RecBole rejects negative sampling with CE
         train_users = ds.users("train")
         key = hashlib.sha1(json.dumps(
-            [model, recbole.__version__, params, str(ds.path), len(ds.inter_user), train_users.tolist()], sort_keys=True, default=str
+            [model, recbole.__version__, params, config.positives_only, str(ds.path), len(ds.inter_user), train_users.tolist()], sort_keys=True, default=str
         ).encode()).hexdigest()[:12]
         home = cache_dir() / "recbole" / f"{model}-{key}"
         name = "train"
-        _write_train_inter(ds, home / "data" / name / f"{name}.inter")
+        _write_train_inter(ds, home / "data" / name / f"{name}.inter", config.positives_only)
         params |= {"data_path": str(home / "data"), "checkpoint_dir": str(home / "checkpoints"), "show_progress": progress}
         rb_config = Config(model=model, dataset=name, config_dict=params)
         init_seed(rb_config["seed"], rb_config["reproducibility"])
@@ -211,7 +218,9 @@ class RecBolePolicy:
         if verbose:
             print(f"RecBole {model} on the train users' logs (RecBole test split): "
                   + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        return cls(net, train_data._dataset, ds, model, metrics)
+        policy = cls(net, train_data._dataset, ds, model, metrics)
+        policy.positives_only = config.positives_only
+        return policy
 
     # -- acting ---------------------------------------------------------------------------------
 
@@ -224,15 +233,20 @@ class RecBolePolicy:
         self.k = batch.config.slate_size
         return self
 
-    def scores(self, history_items: np.ndarray, user: int | None = None) -> np.ndarray:
-        """Score of every env item for a user with this memory (env item indices, oldest first, -1 = empty).
+    def scores(self, history_items: np.ndarray, user: int | None = None, skipped: np.ndarray | None = None) -> np.ndarray:
+        """Score of every env item for a user with this memory (env item indices, oldest first, -1 =
+        empty; ``skipped`` flags fast-skipped memory items, left out when trained on positives only).
 
         Items RecBole cannot score get -inf."""
         torch = self._torch
         from recbole.data.interaction import Interaction
 
         hist = np.asarray(history_items)
-        hist = self.env_to_rb[hist[hist >= 0]]
+        keep = hist >= 0
+        if skipped is not None and self.positives_only:
+            liked = keep & (np.asarray(skipped) < 0.5)
+            keep = liked if liked.any() else keep  # a memory of skips only: use it all rather than nothing
+        hist = self.env_to_rb[hist[keep]]
         hist = hist[hist > 0]
         with torch.no_grad():
             if self.sequential:
@@ -262,7 +276,7 @@ class RecBolePolicy:
 
     def rank(self, observation: dict[str, np.ndarray], info: dict[str, Any], n: int) -> np.ndarray:
         """The ``n`` best actions (item or candidate indices), best first."""
-        score = self.scores(observation["history_items"], info.get("user"))
+        score = self.scores(observation["history_items"], info.get("user"), observation["history_feedback"][:, 1])
         if "candidates" in observation:
             return np.argsort(-score[observation["candidates"]], kind="stable")[:n]
         order = np.argsort(-score, kind="stable")  # unscorable (-inf) items last
