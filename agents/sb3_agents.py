@@ -7,8 +7,16 @@
   position: K agent steps choose one candidate each (the observation carries a mask of what is
   already in the slate), the env steps once the slate is full and its reward goes to the last pick.
 
-Agents train on the fast data-fitted simulator by default; candidates mode is the default action
-mode (a 50-way choice per slot rather than a catalog-sized one).
+``policy="scorer"`` (the default in candidates mode) runs every algorithm on :class:`SlateBuilder`
+with :class:`agents.sb3_features.CandidateScorer`: one small MLP scores each candidate from its features and the user's
+taste profile, the same weights for every candidate, and these scores are the action logits (or Q
+values). The slate's independent ``MultiDiscrete`` slots cannot say "a different good item in each
+slot" and shuffled candidates give an index no meaning, so ``policy="slate"`` (plain
+``MultiInputPolicy`` on the MultiDiscrete action) learns little in a small budget (measured: PPO
+15k steps, return 18.2 vs random 24.9); with the scorer PPO beats random within ~1 minute.
+With SlateBuilder, ``total_timesteps`` counts picks (K per env step).
+
+Agents train on the fast data-fitted simulator by default; candidates mode is the default action mode.
 """
 
 from __future__ import annotations
@@ -51,6 +59,12 @@ class SlateBuilder(gym.Wrapper):
         })
         self._picks: list[int] = []
         self._obs: dict | None = None
+
+    def action_masks(self) -> np.ndarray:
+        """MaskablePPO: an action already in the slate is not allowed again."""
+        mask = np.ones(self.n, bool)
+        mask[self._picks] = False
+        return mask
 
     def _augment(self, obs: dict) -> dict:
         mask = np.zeros(self.n, np.float32)
@@ -108,11 +122,24 @@ class AgentConfig:
     seed: int = 0
     env_kwargs: dict[str, Any] = field(default_factory=lambda: {"action_mode": "candidates"})
     algo_kwargs: dict[str, Any] = field(default_factory=dict)
-    eval_episodes: int = 50
+    policy: str = "auto"  # "scorer" | "slate" | "auto" (scorer in candidates mode, slate in catalog mode)
 
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}.")
+        if self.policy not in ("auto", "scorer", "slate"):
+            raise ValueError(f"policy must be 'auto', 'scorer' or 'slate', got {self.policy!r}.")
+        if self.policy == "scorer" and self.env_kwargs.get("action_mode", "catalog") != "candidates":
+            raise ValueError("policy='scorer' scores candidates: pass env_kwargs={'action_mode': 'candidates', ...}.")
+
+    @property
+    def uses_scorer(self) -> bool:
+        return self.policy == "scorer" or (self.policy == "auto" and self.env_kwargs.get("action_mode", "catalog") == "candidates")
+
+    @property
+    def builds_slates(self) -> bool:
+        """Whether the agent fills the slate pick by pick (SlateBuilder)."""
+        return self.uses_scorer or self.algo == "dqn"
 
 
 def make_training_env(config: AgentConfig) -> gym.Env:
@@ -120,7 +147,7 @@ def make_training_env(config: AgentConfig) -> gym.Env:
     import recsim_env  # noqa: F401  (registers the env)
 
     env = gym.make("RecSimEnv-v0", **config.env_kwargs)
-    if config.algo == "dqn":
+    if config.builds_slates:
         return SlateBuilder(env)
     if config.algo == "maskable_ppo":
         return MaskedSlates(env)
@@ -146,7 +173,16 @@ def train_agent(config: AgentConfig, out: str | Path | None = None, progress: bo
     kwargs = dict(config.algo_kwargs)
     if config.algo == "dqn":
         kwargs = {"learning_starts": 500, "buffer_size": 20_000, "exploration_fraction": 0.3, **kwargs}
+    if config.uses_scorer:
+        from agents.sb3_features import CandidateScorer
+
+        arch = {"net_arch": []} if config.algo == "dqn" else {"net_arch": {"pi": [], "vf": [64]}, "share_features_extractor": False}
+        kwargs["policy_kwargs"] = {"features_extractor_class": CandidateScorer, **arch, **kwargs.get("policy_kwargs", {})}
+        if config.algo in ("ppo", "maskable_ppo"):
+            kwargs = {"n_steps": 500, "batch_size": 100, **kwargs}
     model = cls("MultiInputPolicy", env, seed=config.seed, verbose=0, device="cpu", **kwargs)
+    if config.uses_scorer:
+        _scores_as_logits(model)
     start = time.perf_counter()
     model.learn(total_timesteps=config.total_timesteps, progress_bar=progress)
     seconds = time.perf_counter() - start
@@ -155,9 +191,21 @@ def train_agent(config: AgentConfig, out: str | Path | None = None, progress: bo
         out.mkdir(parents=True, exist_ok=True)
         model.save(out / "model.zip")
         (out / "card.json").write_text(json.dumps(
-            {"config": asdict(config), "train_seconds": round(seconds, 1), "library": f"stable-baselines3 {_sb3_version()}"},
+            {"config": asdict(config), "builds_slates": config.builds_slates, "train_seconds": round(seconds, 1), "library": f"stable-baselines3 {_sb3_version()}"},
             indent=1))
     return model
+
+
+def _scores_as_logits(model) -> None:
+    """Start the head on top of CandidateScorer as the identity: candidate j's score is its logit / Q value."""
+    import torch
+
+    head = model.q_net.q_net[-1] if hasattr(model, "q_net") else model.policy.action_net
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(head.weight.shape[0]))
+        head.bias.zero_()
+    if hasattr(model, "q_net_target"):
+        model.q_net_target.load_state_dict(model.q_net.state_dict())
 
 
 def cached_agent(algo: str, total_timesteps: int, env_kwargs: dict[str, Any], seed: int = 0) -> Path:
@@ -187,10 +235,11 @@ class SB3Policy:
     algorithm and the env it was trained on); the env you evaluate in must have the same spaces.
     """
 
-    def __init__(self, model, algo: str, env_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(self, model, algo: str, env_kwargs: dict[str, Any] | None = None, builds_slates: bool = False) -> None:
         self.model = model
         self.algo = algo
         self.env_kwargs = env_kwargs or {}
+        self.builds_slates = builds_slates
         self._builder: SlateBuilder | None = None
 
     @classmethod
@@ -203,12 +252,12 @@ class SB3Policy:
         card = json.loads(card_path.read_text())
         algo = card["config"]["algo"]
         model = _algo_class(algo).load(folder / "model.zip", device="cpu")
-        return cls(model, algo, card["config"]["env_kwargs"])
+        return cls(model, algo, card["config"]["env_kwargs"], card.get("builds_slates", algo == "dqn"))
 
     def bind(self, env: gym.Env) -> "SB3Policy":
         """Check the env's observation and action spaces are the ones the agent was trained on."""
         expected = self.model.observation_space
-        if self.algo == "dqn":
+        if self.builds_slates:
             self._builder = SlateBuilder(env)
             space, action_ok = self._builder.observation_space, self._builder.action_space == self.model.action_space
         else:
@@ -221,20 +270,24 @@ class SB3Policy:
         return self
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        if self.builds_slates:
+            return self._build_slate(observation)
         if self.algo == "maskable_ppo":
             nvec = self.model.action_space.nvec
             masks = slate_action_masks(observation, int(nvec[0]), len(nvec))
             action, _ = self.model.predict(observation, deterministic=True, action_masks=masks)
             return np.asarray(action)
-        if self.algo != "dqn":
-            action, _ = self.model.predict(observation, deterministic=True)
-            return np.asarray(action)
+        action, _ = self.model.predict(observation, deterministic=True)
+        return np.asarray(action)
+
+    def _build_slate(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         if self._builder is None:
-            raise RuntimeError("A DQN agent builds slates through SlateBuilder: call policy.bind(env) first.")
+            raise RuntimeError("This agent builds slates pick by pick through SlateBuilder: call policy.bind(env) first.")
         builder, picks = self._builder, []
         for _ in range(builder.k):
             builder._picks = picks
-            action, _ = self.model.predict(builder._augment(observation), deterministic=True)
+            extra = {"action_masks": builder.action_masks()} if self.algo == "maskable_ppo" else {}
+            action, _ = self.model.predict(builder._augment(observation), deterministic=True, **extra)
             picks.append(int(action))
         builder._picks = []
         return np.array(picks)

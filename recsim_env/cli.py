@@ -101,7 +101,8 @@ def cmd_train_agent(args: argparse.Namespace) -> int:
 
     env_kwargs = {"dataset": args.dataset, "feedback_mode": args.feedback_mode, "action_mode": args.action_mode,
                   "slate_size": args.slate_size, "num_candidates": args.num_candidates, "user_split": "train"}
-    config = AgentConfig(algo=args.algo, total_timesteps=args.timesteps, seed=args.seed, env_kwargs=env_kwargs)
+    config = AgentConfig(algo=args.algo, total_timesteps=args.timesteps, seed=args.seed, env_kwargs=env_kwargs,
+                         policy=args.agent_policy)
     train_agent(config, args.out)
     env = gym.make("RecSimEnv-v0", **{**env_kwargs, "user_split": "valid"})
     metrics = rollout(env, SB3Policy.load(args.out).bind(env), episodes=20, seed=10_000, desc="valid users").metrics()
@@ -166,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--slate-size", type=int, default=10)
     train.add_argument("--num-candidates", type=int, default=50)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--agent-policy", default="auto", choices=["auto", "scorer", "slate"],
+                       help="scorer: pick by pick with a shared candidate scorer (auto in candidates mode); slate: MultiDiscrete")
     demo = sub.choices["demo"]
     demo.add_argument("--llm-users", type=int, default=3, help="users shown with the LLM simulator (0: skip)")
     args = parser.parse_args(argv)

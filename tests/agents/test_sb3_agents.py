@@ -57,7 +57,7 @@ def test_slate_builder_fills_the_slate_one_pick_at_a_time(tiny_playtime_dataset)
 def test_policy_refuses_an_env_with_other_spaces(tiny_playtime_dataset, tmp_path):
     config = AgentConfig(algo="a2c", total_timesteps=16, env_kwargs=tiny_env_kwargs(tiny_playtime_dataset), algo_kwargs=SMALL["a2c"])
     train_agent(config, tmp_path / "a2c", progress=False)
-    other = gym.make("RecSimEnv-v0", **{**config.env_kwargs, "slate_size": 3})
+    other = gym.make("RecSimEnv-v0", **{**config.env_kwargs, "num_candidates": 8})
     with pytest.raises(ValueError, match="same arguments"):
         SB3Policy.load(tmp_path / "a2c").bind(other)
     with pytest.raises(FileNotFoundError, match="card.json"):
@@ -78,3 +78,24 @@ def test_cli_trains_an_agent_and_rolls_it_out(tiny_playtime_dataset, tmp_path, c
                  "--user-split", "train", *common]) == 0
     printed = capsys.readouterr().out
     assert f"a2c:{out}"[:12] in printed and "random" in printed
+
+
+def test_ppo_with_the_candidate_scorer_beats_random_on_held_out_users(tmp_path):
+    # ~100 s on 2 cores. Measured at this budget: return 29.2 vs 20.1, click rate 0.289 vs 0.249.
+    from agents.heuristics import RandomPolicy
+
+    config = AgentConfig(algo="ppo", total_timesteps=60_000, env_kwargs={"action_mode": "candidates", "user_split": "train"})
+    train_agent(config, tmp_path / "ppo", progress=False)
+    env = gym.make("RecSimEnv-v0", action_mode="candidates", user_split="test")
+    ppo = rollout(env, SB3Policy.load(tmp_path / "ppo").bind(env), episodes=30, seed=500, progress=False).metrics()
+    rnd = rollout(env, RandomPolicy(env, seed=0), episodes=30, seed=500, progress=False).metrics()
+    assert ppo["return"] > rnd["return"] + 4 and ppo["click_rate"] > rnd["click_rate"] + 0.02, (ppo, rnd)
+
+
+def test_slate_policy_keeps_the_multidiscrete_action(tiny_playtime_dataset, tmp_path):
+    config = AgentConfig(algo="ppo", total_timesteps=32, env_kwargs=tiny_env_kwargs(tiny_playtime_dataset), policy="slate",
+                         algo_kwargs=SMALL["ppo"])
+    model = train_agent(config, tmp_path / "slate", progress=False)
+    assert isinstance(model.action_space, gym.spaces.MultiDiscrete) and not config.builds_slates
+    with pytest.raises(ValueError, match="scores candidates"):
+        AgentConfig(algo="ppo", policy="scorer", env_kwargs={"action_mode": "catalog"})
