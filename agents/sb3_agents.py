@@ -142,11 +142,19 @@ class AgentConfig:
         return self.uses_scorer or self.algo == "dqn"
 
 
+def _without_empty_keys(env: gym.Env) -> gym.Env:
+    """SB3 cannot batch zero-width observation keys (e.g. ``user`` for a dataset without a user file)."""
+    keep = [k for k, space in env.observation_space.spaces.items() if int(np.prod(space.shape)) > 0]
+    if len(keep) == len(env.observation_space.spaces):
+        return env
+    return gym.wrappers.FilterObservation(env, keep)
+
+
 def make_training_env(config: AgentConfig) -> gym.Env:
     """The env an algorithm trains on (and is evaluated on): wrapped as the algorithm needs."""
     import recsim_env  # noqa: F401  (registers the env)
 
-    env = gym.make("RecSimEnv-v0", **config.env_kwargs)
+    env = _without_empty_keys(gym.make("RecSimEnv-v0", **config.env_kwargs))
     if config.builds_slates:
         return SlateBuilder(env)
     if config.algo == "maskable_ppo":
@@ -257,6 +265,7 @@ class SB3Policy:
     def bind(self, env: gym.Env) -> "SB3Policy":
         """Check the env's observation and action spaces are the ones the agent was trained on."""
         expected = self.model.observation_space
+        env = _without_empty_keys(env)
         if self.builds_slates:
             self._builder = SlateBuilder(env)
             space, action_ok = self._builder.observation_space, self._builder.action_space == self.model.action_space
@@ -270,6 +279,7 @@ class SB3Policy:
         return self
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        observation = {k: v for k, v in observation.items() if v.size > 0}
         if self.builds_slates:
             return self._build_slate(observation)
         if self.algo == "maskable_ppo":

@@ -45,9 +45,11 @@ def _policy(name: str, env: gym.Env, seed: int = 0, args: argparse.Namespace | N
 
         if path:
             return SB3Policy.load(path).bind(env)
-        if algo not in _TRAINED:
-            _TRAINED[algo] = cached_agent(algo, getattr(args, "agent_timesteps", 20_000), _env_kwargs(args, training=True))
-        return SB3Policy.load(_TRAINED[algo]).bind(env)
+        timesteps, env_kwargs = getattr(args, "agent_timesteps", 20_000), _env_kwargs(args, training=True)
+        key = (algo, timesteps, repr(sorted(env_kwargs.items())))
+        if key not in _TRAINED:
+            _TRAINED[key] = cached_agent(algo, timesteps, env_kwargs)
+        return SB3Policy.load(_TRAINED[key]).bind(env)
     if ":" in name:  # my_module:my_policy
         import importlib
 

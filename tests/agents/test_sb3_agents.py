@@ -99,3 +99,20 @@ def test_slate_policy_keeps_the_multidiscrete_action(tiny_playtime_dataset, tmp_
     assert isinstance(model.action_space, gym.spaces.MultiDiscrete) and not config.builds_slates
     with pytest.raises(ValueError, match="scores candidates"):
         AgentConfig(algo="ppo", policy="scorer", env_kwargs={"action_mode": "catalog"})
+
+
+
+def test_bare_algo_names_train_cached_agents_on_a_dataset_without_user_or_item_files(tmp_path, monkeypatch, capsys):
+    # zero-width observation keys (user, profile) are dropped for SB3; the agent cache is keyed by the env too
+    from tests.conftest import write_atomic
+
+    monkeypatch.setenv("RECSIM_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    rows = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    rows += [f"u{u}\ti{i}\t{rng.integers(1, 6)}\t{100 + t}" for u in range(20) for t, i in enumerate(rng.choice(30, 12, replace=False))]
+    data = write_atomic(tmp_path, "bare", {"inter": "\n".join(rows)})
+    common = ["--dataset", str(data), "--agent-timesteps", "200", "--episodes", "2", "--num-candidates", "10",
+              "--slate-size", "4", "--user-split", "train"]
+    assert main(["rollout", "--policy", "ppo,dqn", "--action-mode", "candidates", *common]) == 0
+    assert main(["rollout", "--policy", "ppo,maskable_ppo", "--action-mode", "catalog", *common]) == 0
+    assert len(list((tmp_path / "cache" / "agents").glob("*/model.zip"))) == 4
