@@ -62,14 +62,21 @@ class SlateBuilder(gym.Wrapper):
 
     def action_masks(self) -> np.ndarray:
         """MaskablePPO: an action already in the slate is not allowed again."""
+        return self.allowed(self._picks)
+
+    def allowed(self, picks: list[int]) -> np.ndarray:
         mask = np.ones(self.n, bool)
-        mask[self._picks] = False
+        mask[picks] = False
         return mask
 
-    def _augment(self, obs: dict) -> dict:
+    def augment(self, obs: dict, picks: list[int]) -> dict:
+        """The agent's observation: the env's plus the mask of ``picks`` and the filled fraction."""
         mask = np.zeros(self.n, np.float32)
-        mask[self._picks] = 1.0
-        return {**obs, "slate_mask": mask, "slot": np.array([len(self._picks) / self.k], np.float32)}
+        mask[picks] = 1.0
+        return {**obs, "slate_mask": mask, "slot": np.array([len(picks) / self.k], np.float32)}
+
+    def _augment(self, obs: dict) -> dict:
+        return self.augment(obs, self._picks)
 
     def reset(self, **kwargs):
         self._picks = []
@@ -295,9 +302,7 @@ class SB3Policy:
             raise RuntimeError("This agent builds slates pick by pick through SlateBuilder: call policy.bind(env) first.")
         builder, picks = self._builder, []
         for _ in range(builder.k):
-            builder._picks = picks
-            extra = {"action_masks": builder.action_masks()} if self.algo == "maskable_ppo" else {}
-            action, _ = self.model.predict(builder._augment(observation), deterministic=True, **extra)
+            extra = {"action_masks": builder.allowed(picks)} if self.algo == "maskable_ppo" else {}
+            action, _ = self.model.predict(builder.augment(observation, picks), deterministic=True, **extra)
             picks.append(int(action))
-        builder._picks = []
         return np.array(picks)
