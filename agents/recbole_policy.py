@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +108,8 @@ def _model_defaults(model_name: str) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {} if path.exists() else {}
 
 
-def _write_train_inter(dataset: Dataset, path: Path, positives_only: bool) -> None:
-    """The train users' interactions as a RecBole atomic ``.inter`` file (env ids as tokens)."""
+def _write_train_inter(dataset: Dataset, path: Path, positives_only: bool) -> int:
+    """The train users' interactions as a RecBole atomic ``.inter`` file (env ids as tokens); returns how many."""
     train = np.isin(dataset.inter_user, dataset.users("train"))
     if positives_only:  # NaN watch ratio (unknown) counts as positive
         train &= ~(dataset.inter_watch_ratio < dataset.thresholds.skip_below)
@@ -120,6 +120,7 @@ def _write_train_inter(dataset: Dataset, path: Path, positives_only: bool) -> No
         for u, i, r, t in zip(dataset.inter_user[train], dataset.inter_item[train], dataset.inter_rating[train], dataset.inter_time[train]):
             f.write(f"{u}\t{i}\t{1.0 if np.isnan(r) else r:g}\t{t:.0f}\n")
     tmp.replace(path)
+    return int(train.sum())
 
 
 @contextlib.contextmanager
@@ -135,15 +136,16 @@ def _cwd(path: Path):
 class RecBolePolicy:
     """A trained RecBole model acting in ``RecSimEnv`` (see the module docstring)."""
 
-    def __init__(self, model, recbole_dataset, dataset: Dataset, name: str, metrics: dict[str, float], slate_size: int = 10) -> None:
-        import torch
-
+    def __init__(
+        self, model, recbole_dataset, dataset: Dataset, name: str, metrics: dict[str, float], slate_size: int = 10,
+        positives_only: bool = False,
+    ) -> None:
         self.model = model.eval()
         self.name = name
         self.dataset = dataset
         self.metrics = metrics
         self.k = slate_size
-        self.positives_only = False  # set by train(): feed sequential models only non-skipped memory items
+        self.positives_only = positives_only  # trained on non-skipped items: read only those from the memory
         self.sequential = hasattr(model, "ITEM_SEQ")
         # env item index <-> RecBole internal id (tokens are the env indices written by _write_train_inter)
         field_ = recbole_dataset.iid_field
@@ -153,7 +155,6 @@ class RecBolePolicy:
             if token != "[PAD]":
                 self.env_to_rb[int(token)] = rb
         self.user_to_rb = {int(t): rb for t, rb in recbole_dataset.field2token_id[recbole_dataset.uid_field].items() if t != "[PAD]"}
-        self._torch = torch
 
     # -- training -------------------------------------------------------------------------------
 
@@ -184,7 +185,7 @@ class RecBolePolicy:
         ).encode()).hexdigest()[:12]
         home = cache_dir() / "recbole" / f"{model}-{key}"
         name = "train"
-        _write_train_inter(ds, home / "data" / name / f"{name}.inter", config.positives_only)
+        n_inter = _write_train_inter(ds, home / "data" / name / f"{name}.inter", config.positives_only)
         params |= {"data_path": str(home / "data"), "checkpoint_dir": str(home / "checkpoints"), "show_progress": progress}
         rb_config = Config(model=model, dataset=name, config_dict=params)
         init_seed(rb_config["seed"], rb_config["reproducibility"])
@@ -210,7 +211,7 @@ class RecBolePolicy:
             torch.save(net.state_dict(), weights)
             card.write_text(json.dumps({
                 "model": model, "dataset": str(ds.path), "train_users": len(train_users),
-                "train_interactions": int(np.isin(ds.inter_user, train_users).sum()), "recbole_params": params,
+                "train_interactions": n_inter, "positives_only": config.positives_only, "recbole_params": params,
                 "epochs_run": len(trainer.train_loss_dict),
                 "best_valid_ndcg@10": float(best_valid), "test": metrics,
                 "train_seconds": round(time.perf_counter() - start, 1),
@@ -218,9 +219,7 @@ class RecBolePolicy:
         if verbose:
             print(f"RecBole {model} on the train users' logs (RecBole test split): "
                   + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        policy = cls(net, train_data._dataset, ds, model, metrics)
-        policy.positives_only = config.positives_only
-        return policy
+        return cls(net, train_data._dataset, ds, model, metrics, positives_only=config.positives_only)
 
     # -- acting ---------------------------------------------------------------------------------
 
@@ -238,7 +237,7 @@ class RecBolePolicy:
         empty; ``skipped`` flags fast-skipped memory items, left out when trained on positives only).
 
         Items RecBole cannot score get -inf."""
-        torch = self._torch
+        import torch
         from recbole.data.interaction import Interaction
 
         hist = np.asarray(history_items)

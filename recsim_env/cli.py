@@ -35,7 +35,7 @@ def _policy(name: str, env: gym.Env, seed: int = 0, args: argparse.Namespace | N
 
         model = RECBOLE_NAMES.get(name.lower()) or name.split(":", 1)[1]
         epochs = getattr(args, "recbole_epochs", RecBoleConfig.epochs)
-        key = (model, epochs)
+        key = (model, epochs, str(env.unwrapped.batch.dataset.path))
         if key not in _TRAINED:
             _TRAINED[key] = RecBolePolicy.train(model, env.unwrapped.batch.dataset, RecBoleConfig(epochs=epochs))
         return _TRAINED[key].bind(env)
@@ -45,7 +45,7 @@ def _policy(name: str, env: gym.Env, seed: int = 0, args: argparse.Namespace | N
 
         if path:
             return SB3Policy.load(path).bind(env)
-        timesteps, env_kwargs = getattr(args, "agent_timesteps", 20_000), _env_kwargs(args, training=True)
+        timesteps, env_kwargs = getattr(args, "agent_timesteps", 60_000), _env_kwargs(args, training=True)
         key = (algo, timesteps, repr(sorted(env_kwargs.items())))
         if key not in _TRAINED:
             _TRAINED[key] = cached_agent(algo, timesteps, env_kwargs)
@@ -65,10 +65,11 @@ def _env_kwargs(args: argparse.Namespace | None, training: bool = False) -> dict
     """The env the command runs; agents train on the fitted simulator and the train users."""
     if args is None:
         return {}
-    sim_kwargs = {"model": args.simulator_model} if args.simulator == "llm" and args.simulator_model else None
+    simulator, model = getattr(args, "simulator", "fitted"), getattr(args, "simulator_model", None)
     kwargs = {"dataset": args.dataset, "feedback_mode": args.feedback_mode, "action_mode": args.action_mode,
-              "slate_size": args.slate_size, "num_candidates": args.num_candidates, "user_split": args.user_split,
-              "simulator": args.simulator, "simulator_kwargs": sim_kwargs}
+              "slate_size": args.slate_size, "num_candidates": args.num_candidates,
+              "user_split": getattr(args, "user_split", "train"), "simulator": simulator,
+              "simulator_kwargs": {"model": model} if simulator == "llm" and model else None}
     if training:
         kwargs |= {"simulator": "fitted", "simulator_kwargs": None, "user_split": "train"}
     return kwargs
@@ -101,8 +102,7 @@ def cmd_train_agent(args: argparse.Namespace) -> int:
     from agents.base import rollout
     from agents.sb3_agents import AgentConfig, SB3Policy, train_agent
 
-    env_kwargs = {"dataset": args.dataset, "feedback_mode": args.feedback_mode, "action_mode": args.action_mode,
-                  "slate_size": args.slate_size, "num_candidates": args.num_candidates, "user_split": "train"}
+    env_kwargs = _env_kwargs(args, training=True)
     config = AgentConfig(algo=args.algo, total_timesteps=args.timesteps, seed=args.seed, env_kwargs=env_kwargs,
                          policy=args.agent_policy)
     train_agent(config, args.out)
@@ -158,10 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--seed", type=int, default=0, help="seed of the LLM demo users")
         p.add_argument("--out", default=None, help="write results.{json,md,png} to this folder")
         p.add_argument("--recbole-epochs", type=int, default=20, help="RecBole backbones: max training epochs (early stopping)")
-        p.add_argument("--agent-timesteps", type=int, default=20_000, help="bare ppo/a2c/dqn: SB3 training budget")
+        p.add_argument("--agent-timesteps", type=int, default=60_000, help="bare ppo/a2c/dqn: SB3 training budget")
     train = sub.add_parser("train-agent", help="train a Stable-Baselines3 agent on the env (fitted simulator)")
     train.add_argument("--algo", required=True, choices=list(ALGOS))
-    train.add_argument("--timesteps", type=int, default=20_000)
+    train.add_argument("--timesteps", type=int, default=60_000, help="agent steps (picks, with the scorer policy)")
     train.add_argument("--out", required=True, help="folder for model.zip and card.json")
     train.add_argument("--dataset", default="ml-100k")
     train.add_argument("--feedback-mode", default="feed", choices=["page", "feed"])

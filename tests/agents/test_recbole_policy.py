@@ -5,8 +5,6 @@ import numpy as np
 import pytest
 
 import recsim_env  # noqa: F401
-from agents.base import rollout
-from agents.heuristics import PopularityPolicy
 from agents.recbole_policy import RecBoleConfig, RecBolePolicy
 from recsim_env.data import load_dataset
 
