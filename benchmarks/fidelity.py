@@ -24,7 +24,10 @@ from recsim_env.data import Dataset, load_dataset
 from recsim_env.features import item_features
 from simulators.base import SimulationRequest, UserSimulator
 
-__all__ = ["ChoiceScene", "choice_metrics", "choice_scenes", "popularity_scorer", "random_scorer", "simulator_scorer"]
+__all__ = [
+    "ChoiceScene", "choice_metrics", "choice_scenes", "co_occurrence_scorer", "popularity_scorer", "random_scorer",
+    "simulator_scorer",
+]
 
 Scorer = Callable[[Sequence["ChoiceScene"]], np.ndarray]
 
@@ -98,6 +101,35 @@ def popularity_scorer(dataset: Dataset) -> Scorer:
     return score
 
 
+def co_occurrence_scorer(dataset: Dataset, window: int = 50, decay: float = 0.8) -> Scorer:
+    """All mass on the option that train users most often consumed near the user's recent watched items.
+
+    The item-to-item baseline (item-kNN style): the fitted simulator's co-occurrence term alone.
+    """
+    from recsim_env.features import co_occurrence, recency_weights
+
+    cooc = co_occurrence(dataset, window)
+
+    def score(scenes: Sequence[ChoiceScene]) -> np.ndarray:
+        hist = _right_aligned([s.request.history_items for s in scenes])
+        skipped = _right_aligned([s.request.history_skipped for s in scenes], fill=True).astype(bool)
+        items = np.stack([s.request.slate for s in scenes])
+        c = cooc.weighted(cooc.pair_affinity(hist, items), recency_weights(hist, decay) * ~skipped)
+        best = c == c.max(1, keepdims=True)
+        return best / best.sum(1, keepdims=True)
+
+    return score
+
+
+def _right_aligned(rows: Sequence[np.ndarray], fill=-1) -> np.ndarray:
+    width = max(1, max(len(r) for r in rows))
+    out = np.full((len(rows), width), fill, dtype=np.int64)
+    for i, r in enumerate(rows):
+        if len(r):
+            out[i, width - len(r) :] = r
+    return out
+
+
 def random_scorer(scenes: Sequence[ChoiceScene]) -> np.ndarray:
     """Uniform over the options (chance)."""
     k = len(scenes[0].request.slate)
@@ -120,7 +152,7 @@ def choice_metrics(probs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from simulators.fitted import FittedUserModel
+    from simulators.fitted import FittedUserModel, FittedUserModelConfig
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="ml-100k")
@@ -129,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ds = load_dataset(args.dataset)
     sim = FittedUserModel.fit(ds)
+    no_co = FittedUserModel.fit(ds, FittedUserModelConfig(co_window=0))
     lines = [
         f"# 5-option choice accuracy on held-out test users ({ds.name})", "",
         f"Command: `python -m benchmarks.fidelity --dataset {args.dataset} --per-user {args.per_user}`", "",
@@ -137,7 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     for negatives in ("uniform", "popular"):
         scenes = choice_scenes(ds, "test", per_user=args.per_user, negatives=negatives, seed=0)
         targets = np.array([s.target for s in scenes])
-        for name, scorer in (("random", random_scorer), ("popularity", popularity_scorer(ds)), ("fitted", simulator_scorer(sim))):
+        scorers = (
+            ("random", random_scorer), ("popularity", popularity_scorer(ds)),
+            ("co-occurrence (item-to-item)", co_occurrence_scorer(ds, sim.config.co_window, sim.decay)),
+            ("fitted without co-occurrence", simulator_scorer(no_co)), ("fitted", simulator_scorer(sim)),
+        )
+        for name, scorer in scorers:
             m = choice_metrics(scorer(scenes), targets)
             lines.append(
                 f"| {negatives} | {name} | {m['accuracy']:.3f} | {m['expected_accuracy']:.3f} | {m['log_loss']:.3f} | "

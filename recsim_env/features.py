@@ -13,7 +13,7 @@ import numpy as np
 
 from recsim_env.data import Dataset
 
-__all__ = ["ItemFeatures", "item_features", "taste_profiles", "user_features"]
+__all__ = ["CoOccurrence", "ItemFeatures", "co_occurrence", "item_features", "recency_weights", "taste_profiles", "user_features", "window_pairs"]
 
 # Words that carry no taste in titles and descriptions.
 STOP_WORDS = frozenset(
@@ -121,6 +121,74 @@ def item_features(dataset: Dataset, min_df: int = 5, max_tokens_per_field: int =
     return _cached_item_features(dataset, min_df, max_tokens_per_field)
 
 
+def window_pairs(items: np.ndarray, window: int, n_items: int) -> np.ndarray:
+    """Sorted unique codes ``i * n_items + j`` of ordered pairs i != j at most ``window`` positions apart in ``items``."""
+    codes = [items[:-d] * n_items + items[d:] for d in range(1, min(window, len(items) - 1) + 1)]
+    codes += [items[d:] * n_items + items[:-d] for d in range(1, min(window, len(items) - 1) + 1)]
+    if not codes:
+        return np.zeros(0, dtype=np.int64)
+    codes = np.unique(np.concatenate(codes).astype(np.int64))
+    return codes[codes // n_items != codes % n_items]
+
+
+@dataclass(frozen=True)
+class CoOccurrence:
+    """How often train users consumed two items close together in time (item-to-item affinity).
+
+    counts: (n_items, n_items) number of train users in whose chronological history i and j lie at
+        most ``window`` positions apart (each user counts a pair once).
+    users: (n_items,) number of train users with the item.
+    """
+
+    counts: np.ndarray
+    users: np.ndarray
+    window: int
+
+    def pair_affinity(
+        self, hist: np.ndarray, items: np.ndarray,
+        own_pairs: np.ndarray | None = None, own_hist: np.ndarray | None = None, own_items: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(N, H, C) ``counts[h, j] / sqrt(users[h] * users[j])`` of memory items ``hist`` (N, H; -1 padding) and ``items`` (N, C).
+
+        For a user who is among the counted train users (fitting), pass that user's own contribution:
+        ``own_pairs`` (N, H, C) and ``own_hist`` (N, H) / ``own_items`` (N, C), the items the user has;
+        they are left out, so the fit sees the affinity a held-out user would.
+        """
+        safe = np.maximum(hist, 0)
+        pair = self.counts[safe[:, :, None], items[:, None, :]]
+        n_h = self.users[safe].astype(np.float64)
+        n_c = self.users[items].astype(np.float64)
+        if own_pairs is not None:
+            pair = pair - own_pairs
+            n_h = n_h - own_hist
+            n_c = n_c - own_items
+        return pair / np.sqrt(np.maximum(n_h, 1.0)[:, :, None] * np.maximum(n_c, 1.0)[:, None, :])
+
+    @staticmethod
+    def weighted(pairs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """(N, C) mean of :meth:`pair_affinity` over the memory with ``weights`` (N, H); 0 for an empty memory."""
+        total = weights.sum(1, keepdims=True)
+        return np.einsum("nh,nhc->nc", weights, pairs) / np.where(total > 0, total, 1.0)
+
+
+@functools.lru_cache(maxsize=8)
+def co_occurrence(dataset: Dataset, window: int) -> CoOccurrence:
+    """Item co-occurrence of the train users' histories within ``window`` positions (cached per dataset)."""
+    n = dataset.n_items
+    if n * n * 4 > 2**31:
+        raise ValueError(
+            f"Dataset {dataset.name!r} has {n} items: a dense co-occurrence matrix would need {n * n * 4 / 2**30:.1f} GiB. "
+            f"Set FittedUserModelConfig(co_window=0) to fit without the item-to-item term."
+        )
+    counts = np.zeros(n * n, dtype=np.float32)
+    users = np.zeros(n, dtype=np.float32)
+    for u in dataset.users("train"):
+        items = dataset.inter_item[dataset.history(u)]
+        users[np.unique(items)] += 1
+        counts[window_pairs(items, window, n)] += 1
+    return CoOccurrence(counts.reshape(n, n), users, window)
+
+
 def user_features(dataset: Dataset, max_values_per_field: int = 24) -> np.ndarray:
     """(n_users, d) float32 one-hot of the user file's token fields (frequent values only).
 
@@ -149,6 +217,12 @@ def user_features(dataset: Dataset, max_values_per_field: int = 24) -> np.ndarra
     return np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0), dtype=np.float32)
 
 
+def recency_weights(hist: np.ndarray, decay: float) -> np.ndarray:
+    """(N, H) weights ``decay ** age`` of right-aligned memory items (most recent last, age 0), 0 on padding."""
+    age = np.arange(hist.shape[1] - 1, -1, -1, dtype=np.float32)
+    return (decay**age)[None, :] * (hist >= 0)
+
+
 def taste_profiles(
     feats: ItemFeatures, hist: np.ndarray, ratio: np.ndarray, skipped: np.ndarray, decay: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -157,8 +231,7 @@ def taste_profiles(
     ``hist`` is (N, H), right-aligned (most recent last), -1 for padding.
     """
     valid = hist >= 0
-    age = np.arange(hist.shape[1] - 1, -1, -1, dtype=np.float32)
-    w = (decay**age)[None, :] * valid
+    w = recency_weights(hist, decay)
     vecs = feats.text[np.where(valid, hist, 0)]  # (N, H, d)
     pos = np.einsum("nh,nhd->nd", w * ~skipped, vecs, optimize=False)
     neg = np.einsum("nh,nhd->nd", w * skipped, vecs, optimize=False)

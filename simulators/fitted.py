@@ -5,6 +5,10 @@ Signals, all computed from a request's memory and the train split's item statist
 * taste: cosine between an item's text/genre vector and the user's recency-weighted profile of
   watched items (``aff_pos``) and of fast-skipped items (``aff_neg``);
 * item popularity (log train count) and smoothed mean rating;
+* item-to-item co-occurrence (``co_occurrence``): how often train users consumed the item within
+  ``co_window`` positions of the items the user watched recently (cosine-normalised counts,
+  recency-weighted over the memory). Each train user is left out of the counts its own examples
+  are fitted on, as a held-out user would be;
 * recency: memory items are weighted by ``decay ** age``; ``decay`` is chosen on the valid users.
 
 Heads:
@@ -39,13 +43,15 @@ import numpy as np
 from scipy.optimize import minimize
 
 from recsim_env.data import Dataset
-from recsim_env.features import ItemFeatures, item_features, taste_profiles
+from recsim_env.features import (
+    CoOccurrence, ItemFeatures, co_occurrence, item_features, recency_weights, taste_profiles, window_pairs,
+)
 from simulators.base import SimulationRequest, SimulationResponse
 
 __all__ = ["FittedUserModel", "FittedUserModelConfig", "choice_features"]
 
-CHOICE_FEATURES = ("aff_pos", "aff_neg", "popularity", "mean_rating")
-WATCH_FEATURES = ("bias", "aff_pos", "aff_neg", "popularity", "mean_rating", "item_watch_ratio", "user_watch_ratio")
+CHOICE_FEATURES = ("aff_pos", "aff_neg", "popularity", "mean_rating", "co_occurrence")
+WATCH_FEATURES = ("bias",) + CHOICE_FEATURES + ("item_watch_ratio", "user_watch_ratio")
 
 
 @dataclass(frozen=True)
@@ -58,17 +64,19 @@ class FittedUserModelConfig:
     negatives: non-chosen items per example (half uniform, half popularity-weighted).
     min_history: examples need at least this many earlier interactions.
     outside_quantile: quantile of random-item utility that sets the "none" option (see module doc).
+    co_window: items at most this many positions apart in a train history co-occur; 0 drops the term.
     slip: probability of an accidental skip (feed) or a uniform click (page).
     l2: ridge penalty of both regressions.
     seed: seed of the example sampling.
     """
 
     memory: int = 50
-    decays: tuple[float, ...] = (0.8, 0.9, 0.97, 1.0)
+    decays: tuple[float, ...] = (0.7, 0.8, 0.9, 0.97)
     examples_per_user: int = 40
     negatives: int = 9
     min_history: int = 3
     outside_quantile: float = 0.98
+    co_window: int = 50
     slip: float = 0.02
     l2: float = 1e-3
     seed: int = 0
@@ -76,6 +84,8 @@ class FittedUserModelConfig:
     def __post_init__(self) -> None:
         if self.memory < 1 or self.examples_per_user < 1 or self.negatives < 1 or self.min_history < 1:
             raise ValueError("memory, examples_per_user, negatives and min_history must be >= 1.")
+        if self.co_window < 0:
+            raise ValueError(f"co_window must be >= 0 (0 drops the co-occurrence term), got {self.co_window}.")
         if not self.decays or not all(0.0 < d <= 1.0 for d in self.decays):
             raise ValueError(f"decays must be a non-empty tuple of values in (0, 1], got {self.decays}.")
         if not 0.0 < self.outside_quantile < 1.0:
@@ -93,15 +103,57 @@ class FittedUserModelConfig:
 
 
 def choice_features(
-    feats: ItemFeatures, pos: np.ndarray, neg: np.ndarray, items: np.ndarray
+    feats: ItemFeatures, pos: np.ndarray, neg: np.ndarray, items: np.ndarray, co: np.ndarray
 ) -> np.ndarray:
-    """(N, C, 4) features of ``items`` (N, C) for users with profiles ``pos``/``neg`` (N, d)."""
+    """(N, C, 5) features of ``items`` (N, C) for users with profiles ``pos``/``neg`` (N, d) and co-occurrence ``co`` (N, C)."""
     vec = feats.text[items]  # (N, C, d)
     aff_pos = (vec * pos[:, None, :]).sum(-1)
     aff_neg = (vec * neg[:, None, :]).sum(-1)
     return np.stack(
-        [aff_pos, aff_neg, feats.popularity[items], feats.mean_rating[items] - 0.5], axis=-1
+        [aff_pos, aff_neg, feats.popularity[items], feats.mean_rating[items] - 0.5, co], axis=-1
     ).astype(np.float64)
+
+
+def _co_affinity(
+    cooc: CoOccurrence | None, hist: np.ndarray, skipped: np.ndarray, decay: float, items: np.ndarray,
+    pairs: np.ndarray | None = None,
+) -> np.ndarray:
+    """Co-occurrence of ``items`` with the watched (not skipped) memory; zeros without a matrix.
+
+    ``pairs``: precomputed :meth:`CoOccurrence.pair_affinity` (it does not depend on ``decay``).
+    """
+    if cooc is None:
+        return np.zeros(items.shape)
+    pairs = cooc.pair_affinity(hist, items) if pairs is None else pairs
+    return CoOccurrence.weighted(pairs, recency_weights(hist, decay) * ~skipped)
+
+
+class _OwnHistories:
+    """Each train user's own co-occurring pairs and items, to leave the user out of the counts."""
+
+    def __init__(self, dataset: Dataset, window: int) -> None:
+        n = dataset.n_items
+        self.n = n
+        pairs, items = [], []
+        for u in dataset.users("train"):
+            seq = dataset.inter_item[dataset.history(u)]
+            pairs.append(int(u) * n * n + window_pairs(seq, window, n))
+            items.append(int(u) * n + np.unique(seq))
+        self.pairs = np.sort(np.concatenate(pairs)) if pairs else np.zeros(0, np.int64)
+        self.items = np.sort(np.concatenate(items)) if items else np.zeros(0, np.int64)
+
+    @staticmethod
+    def _has(sorted_codes: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        at = np.minimum(np.searchsorted(sorted_codes, codes), max(len(sorted_codes) - 1, 0))
+        return (sorted_codes[at] == codes) if len(sorted_codes) else np.zeros(codes.shape, bool)
+
+    def contribution(self, users: np.ndarray, hist: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, ...]:
+        """own_pairs (N, H, C), own_hist (N, H) and own_items (N, C) of train ``users`` (N,)."""
+        u = users.astype(np.int64)[:, None]
+        safe = np.maximum(hist, 0).astype(np.int64)
+        codes = (u[:, :, None] * self.n + safe[:, :, None]) * self.n + items[:, None, :]
+        own_pairs = self._has(self.pairs, codes) & (hist >= 0)[:, :, None]
+        return own_pairs, self._has(self.items, u * self.n + safe) & (hist >= 0), self._has(self.items, u * self.n + items)
 
 
 def _watch_features(
@@ -166,7 +218,7 @@ def build_examples(
     p_pop = feats.count + 1.0
     p_pop /= p_pop.sum()
     H = config.memory
-    rows_hist, rows_target, rows_neg = [], [], []
+    rows_hist, rows_target, rows_neg, rows_user = [], [], [], []
     for u in dataset.users(split):
         h = dataset.history(u)
         n = h.stop - h.start
@@ -193,6 +245,7 @@ def build_examples(
             rows_hist.append(padded)
             rows_target.append(h.start + end)
             rows_neg.append(neg)
+            rows_user.append(u)
     hist_idx = np.array(rows_hist)
     valid = hist_idx >= 0
     safe = np.where(valid, hist_idx, 0)
@@ -203,6 +256,7 @@ def build_examples(
         "ratio": ratio,
         "skipped": skipped,
         "target_inter": np.array(rows_target),
+        "user": np.array(rows_user, dtype=np.int64),
         "items": np.concatenate([dataset.inter_item[rows_target][:, None], np.array(rows_neg)], axis=1),
     }
 
@@ -221,6 +275,7 @@ class FittedUserModel:
         bin_low: np.ndarray,
         bin_high: np.ndarray,
         fit_report: dict,
+        co_occurrence: CoOccurrence | None = None,
     ) -> None:
         self.dataset = dataset
         self.config = config
@@ -232,6 +287,7 @@ class FittedUserModel:
         self.bin_low = bin_low
         self.bin_high = bin_high
         self.fit_report = fit_report
+        self.co_occurrence = co_occurrence
         ok = ~np.isnan(dataset.inter_watch_ratio)
         self._prior_ratio = float(dataset.inter_watch_ratio[ok].mean()) if ok.any() else 0.5
 
@@ -250,6 +306,8 @@ class FittedUserModel:
     def _fit(cls, dataset: Dataset, config: FittedUserModelConfig) -> "FittedUserModel":
         rng = np.random.default_rng(config.seed)
         feats = item_features(dataset)
+        cooc = co_occurrence(dataset, config.co_window) if config.co_window else None
+        own = _OwnHistories(dataset, config.co_window) if config.co_window else None
         train = build_examples(dataset, "train", config, rng)
         valid = build_examples(dataset, "valid", config, rng)
         if len(train["items"]) == 0:
@@ -258,17 +316,29 @@ class FittedUserModel:
                 f"interactions; lower min_history or use a larger dataset."
             )
 
-        def design(ex: dict, decay: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        pair_cache: dict[str, np.ndarray] = {}
+
+        def design(ex: dict, decay: float, key: str, items: np.ndarray | None = None):
+            """Choice features of ``items`` (default: the examples' options) and the memories' mean watch ratio.
+
+            ``key`` names the (examples, items) pair for the decay-free co-occurrence cache; train
+            examples ('train', 'random') leave their own user out of the counts.
+            """
+            items = ex["items"] if items is None else items
             pos, neg, mean_ratio = taste_profiles(feats, ex["hist"], ex["ratio"], ex["skipped"], decay)
-            return choice_features(feats, pos, neg, ex["items"]), pos, neg, mean_ratio
+            if cooc is not None and key not in pair_cache:
+                mine = own.contribution(ex["user"], ex["hist"], items) if key != "valid" else ()
+                pair_cache[key] = cooc.pair_affinity(ex["hist"], items, *mine)
+            co = _co_affinity(cooc, ex["hist"], ex["skipped"], decay, items, pair_cache.get(key))
+            return choice_features(feats, pos, neg, items, co), mean_ratio
 
         best = None
         report: dict = {"n_train_examples": int(len(train["items"])), "decays": {}}
         for decay in config.decays:
-            X, *_ = design(train, decay)
+            X, _ = design(train, decay, "train")
             w, ll = _fit_conditional_logit(X, config.l2)
             if len(valid["items"]):
-                Xv, *_ = design(valid, decay)
+                Xv, _ = design(valid, decay, "valid")
                 uv = Xv @ w
                 uv -= uv.max(1, keepdims=True)
                 vll = float((uv[:, 0] - np.log(np.exp(uv).sum(1))).mean())
@@ -278,11 +348,11 @@ class FittedUserModel:
             if best is None or vll > best[0]:
                 best = (vll, decay, w)
         _, decay, w = best
-        X, pos, neg, mean_ratio = design(train, decay)
+        X, mean_ratio = design(train, decay, "train")
 
         # Outside option: utility of uniformly random items for the same memories.
         rand_items = rng.integers(0, dataset.n_items, size=(len(X), 4))
-        u_rand = choice_features(feats, pos, neg, rand_items) @ w
+        u_rand = design(train, decay, "random", rand_items)[0] @ w
         b_none = float(np.quantile(u_rand, config.outside_quantile))
 
         ratio = dataset.inter_watch_ratio[train["target_inter"]]
@@ -301,7 +371,7 @@ class FittedUserModel:
             Xw = _watch_features(feats, X[:, :1, :], target, mean_ratio, 0.5)[:, 0, :]
             watch_weights = _fit_softmax_regression(Xw[ok], y[ok], len(lo), config.l2)
         report.update(decay=decay, choice_weights=dict(zip(CHOICE_FEATURES, map(float, w))), b_none=b_none)
-        return cls(dataset, config, decay, w, b_none, watch_weights, lo, hi, report)
+        return cls(dataset, config, decay, w, b_none, watch_weights, lo, hi, report, cooc)
 
     # -------------------------------------------------------------------------------- answering
     def _batch(self, requests: Sequence[SimulationRequest]) -> tuple[np.ndarray, ...]:
@@ -323,8 +393,12 @@ class FittedUserModel:
     def utilities(self, requests: Sequence[SimulationRequest]) -> np.ndarray:
         """(N, K) choice utilities of each request's slate (deterministic)."""
         hist, ratio, skipped, slate, _ = self._batch(requests)
-        pos, neg, _ = taste_profiles(self.features, hist, ratio, skipped, self.decay)
-        return choice_features(self.features, pos, neg, slate) @ self.choice_weights
+        return self._choice_features(hist, ratio, skipped, slate)[0] @ self.choice_weights
+
+    def _choice_features(self, hist, ratio, skipped, slate) -> tuple[np.ndarray, np.ndarray]:
+        pos, neg, user_ratio = taste_profiles(self.features, hist, ratio, skipped, self.decay)
+        co = _co_affinity(self.co_occurrence, hist, skipped, self.decay, slate)
+        return choice_features(self.features, pos, neg, slate, co), user_ratio
 
     def respond(
         self, requests: Sequence[SimulationRequest], rngs: Sequence[np.random.Generator]
@@ -360,8 +434,7 @@ class FittedUserModel:
     ) -> list[SimulationResponse]:
         hist, ratio, skipped_h, slate, repeated = self._batch(requests)
         n = len(requests)
-        pos, neg, user_ratio = taste_profiles(self.features, hist, ratio, skipped_h, self.decay)
-        cf = choice_features(self.features, pos, neg, slate)
+        cf, user_ratio = self._choice_features(hist, ratio, skipped_h, slate)
         util = cf @ self.choice_weights  # (N, K)
         u_choice, u_bin, u_within, u_slip = U[:, :k], U[:, k : 2 * k], U[:, 2 * k : 3 * k], U[:, 3 * k : 4 * k]
         bins = self._watch_bins(cf, slate, user_ratio)

@@ -70,3 +70,21 @@ def test_bind_rejects_an_env_on_another_dataset(tiny_playtime_dataset, cache):
     policy = RecBolePolicy.train("BPR", load_dataset(tiny_playtime_dataset), RecBoleConfig(epochs=1), progress=False, verbose=False)
     with pytest.raises(ValueError, match="trained on"):
         policy.bind(gym.make("RecSimEnv-v0"))
+
+
+def test_trained_sasrec_beats_popularity_on_click_rate(cache):
+    """A small SASRec (~1 min on 2 cores) against most-popular, feed mode, held-out test users.
+
+    Measured: these 150 episodes 0.368 vs 0.335; 100 episodes x 3 seeds 0.376 +- 0.024 vs 0.337 +- 0.005.
+    The data-fitted simulator's co-occurrence term rewards items that follow the user's recent ones.
+    """
+    from agents.base import rollout
+    from agents.heuristics import PopularityPolicy
+
+    small = {"hidden_size": 32, "inner_size": 64, "n_layers": 1, "n_heads": 1, "train_batch_size": 512}
+    sasrec = RecBolePolicy.train("SASRec", "ml-100k", RecBoleConfig(epochs=5, max_seq_len=20, overrides=small), progress=False, verbose=False)
+    assert sasrec.metrics["ndcg@10"] > 0.03, sasrec.metrics
+    env = gym.make("RecSimEnv-v0", feedback_mode="feed", user_split="test")
+    clicks = {name: rollout(env, policy, episodes=150, seed=7, progress=False).metrics()["click_rate"]
+              for name, policy in (("sasrec", sasrec.bind(env)), ("popular", PopularityPolicy(env)))}
+    assert clicks["sasrec"] > clicks["popular"] + 0.015, clicks

@@ -4,6 +4,7 @@ import pytest
 from benchmarks.fidelity import choice_metrics, choice_scenes, popularity_scorer, random_scorer, simulator_scorer
 from recsim_env.data import load_dataset
 from simulators.base import SimulationRequest, UserSimulator
+from recsim_env.features import co_occurrence, window_pairs
 from simulators.fitted import FittedUserModel, FittedUserModelConfig
 
 
@@ -25,8 +26,12 @@ def test_is_a_user_simulator_and_fit_is_cached(model, ml100k):
     assert isinstance(model, UserSimulator)
     assert FittedUserModel.fit(ml100k) is model
     assert model.decay in model.config.decays and model.fit_report["n_train_examples"] > 10000
-    # taste and popularity both carry positive weight on real choices
-    assert model.choice_weights[0] > 0 and model.choice_weights[2] > 0
+    # taste, popularity and item-to-item co-occurrence all carry positive weight on real choices
+    assert model.choice_weights[0] > 0 and model.choice_weights[2] > 0 and model.choice_weights[4] > 0
+    # co-occurrence of recent items predicts held-out (valid) choices: it beats the model without it
+    no_co = FittedUserModel.fit(ml100k, FittedUserModelConfig(co_window=0))
+    best = lambda m: max(d["valid_loglik"] for d in m.fit_report["decays"].values())  # noqa: E731
+    assert no_co.choice_weights[4] == 0 and best(model) > best(no_co) + 0.1
 
 
 @pytest.mark.parametrize("mode", ["page", "feed"])
@@ -114,3 +119,54 @@ def test_fits_real_watch_ratio_dataset(tiny_playtime_dataset):
     resp = model.respond(reqs, [np.random.default_rng(i) for i in range(2)])
     ratios = np.concatenate([r.watch_ratio for r in resp])
     assert np.all((ratios >= 0) & (ratios <= 2.0)) and np.isnan(np.concatenate([r.rating for r in resp])).all()
+
+
+def test_window_pairs_hand_computed():
+    # sequence 2, 0, 1 over 3 items: window 1 pairs (2,0) (0,2) (0,1) (1,0); window 2 adds (2,1) (1,2)
+    codes = window_pairs(np.array([2, 0, 1]), 1, 3)
+    assert sorted((c // 3, c % 3) for c in codes) == [(0, 1), (0, 2), (1, 0), (2, 0)]
+    assert len(window_pairs(np.array([2, 0, 1]), 2, 3)) == 6
+    assert len(window_pairs(np.array([4]), 3, 5)) == 0
+    # a repeated item never pairs with itself
+    assert sorted((c // 5, c % 5) for c in window_pairs(np.array([1, 1, 2]), 2, 5)) == [(1, 2), (2, 1)]
+
+
+def test_co_occurrence_counts_and_leave_own_user_out(tiny_playtime_dataset):
+    """A train user's own contribution removed == the counts built from the other train users."""
+    from simulators.fitted import _OwnHistories
+
+    ds = load_dataset(tiny_playtime_dataset)
+    window = 3
+    co = co_occurrence(ds, window)
+    n = ds.n_items
+    train = ds.users("train")
+    user = int(train[0])
+    seq = ds.inter_item[ds.history(user)]
+    others_counts = np.zeros((n, n))
+    others_users = np.zeros(n)
+    for u in train[1:]:
+        s = ds.inter_item[ds.history(u)]
+        others_users[np.unique(s)] += 1
+        np.add.at(others_counts.reshape(-1), window_pairs(s, window, n), 1)
+    assert np.array_equal(co.users, others_users + np.isin(np.arange(n), seq))
+
+    hist = seq[None, :6]
+    unseen = np.setdiff1d(np.arange(n), seq)[:2]
+    items = np.concatenate([seq[6:9], unseen])[None, :]
+    got = co.pair_affinity(hist, items, *_OwnHistories(ds, window).contribution(np.array([user]), hist, items))
+    expect = others_counts[hist[0][:, None], items[0][None, :]] / np.sqrt(
+        np.maximum(others_users[hist[0]], 1)[:, None] * np.maximum(others_users[items[0]], 1)[None, :]
+    )
+    np.testing.assert_allclose(got[0], expect, rtol=1e-6)
+    # a held-out user's view of the same pairs uses every train user
+    assert (co.pair_affinity(hist, items)[0][:, :3] > got[0][:, :3]).any()
+
+
+def test_fidelity_co_occurrence_baseline_prefers_items_seen_together(ml100k):
+    from benchmarks.fidelity import co_occurrence_scorer
+
+    scenes = choice_scenes(ml100k, "test", per_user=2, negatives="popular", seed=2)
+    targets = np.array([s.target for s in scenes])
+    probs = co_occurrence_scorer(ml100k)(scenes)
+    np.testing.assert_allclose(probs.sum(1), 1.0)
+    assert choice_metrics(probs, targets)["accuracy"] > 0.4
