@@ -25,7 +25,7 @@ from recsim_env.data import Dataset
 from recsim_env.features import item_features
 from simulators.base import SimulationRequest
 
-__all__ = ["ChatFormat", "ReasonClass", "SceneBuilder", "GUBS_TAXONOMY", "LETTERS"]
+__all__ = ["ChatFormat", "ReasonClass", "SceneBuilder", "GUBS_TAXONOMY", "LETTERS", "item_kind", "item_text"]
 
 LETTERS = string.ascii_uppercase
 PAGE_PREFIX, JUDGE_PREFIX = "Behavior: [", "Judge: ["
@@ -98,6 +98,40 @@ def _relative(seconds: float) -> str:
     return f"{int(days // 365)} years ago"
 
 
+def item_kind(dataset: Dataset) -> str:
+    """'movies' for MovieLens-like datasets, else 'items' (the noun the prompts use)."""
+    return "movies" if dataset.name.startswith("ml-") or any("movie" in f.lower() for f in dataset.item_field_types) else "items"
+
+
+def item_text(dataset: Dataset, i: int, feats=None) -> str:
+    """One line describing item ``i`` from its fields (title, year, genres ...); with ``feats``
+    (:func:`~recsim_env.features.item_features`) also its train mean rating and number of viewers."""
+    ds = dataset
+    title, extras = None, []
+    for name, ftype in ds.item_field_types.items():
+        value = ds.item_fields[name][i]
+        text = " ".join(value) if isinstance(value, list) else str(value)
+        if not text:
+            continue
+        low = name.lower()
+        if title is None and ("title" in low or "name" in low):
+            title = text
+        elif ftype in ("token", "token_seq") and ("class" in low or "genre" in low or "categor" in low or "tag" in low):
+            extras.append(text.replace(" ", ", "))
+        elif "year" in low:
+            extras.insert(0, text)
+        elif ftype in ("token", "token_seq") and len(text) < 60:
+            extras.append(f"{name}: {text}")
+    title = title or f"{item_kind(ds)[:-1]} {ds.item_tokens[i]}"
+    n = int(feats.count[i]) if feats is not None else 0
+    if ds.has_ratings and n:
+        lo, hi = ds.rating_range
+        extras.append(f"avg {lo + feats.mean_rating[i] * (hi - lo):.1f}/{hi:g} from {n} viewers")
+    elif n:
+        extras.append(f"{n} viewers")
+    return f"{title} ({'; '.join(extras)})" if extras else title
+
+
 @dataclass
 class SceneBuilder:
     """Turns requests into prompt pieces for one dataset (template derived from its fields)."""
@@ -113,8 +147,7 @@ class SceneBuilder:
         if self.history_in_prompt < 0:
             raise ValueError(f"history_in_prompt must be >= 0, got {self.history_in_prompt}.")
         ds = self.dataset
-        movies = ds.name.startswith("ml-") or any("movie" in f.lower() for f in ds.item_field_types)
-        self.kind = "movies" if movies else "items"
+        self.kind = item_kind(ds)
         feats = item_features(ds)
         self.item_texts = [self._item_text(i, feats) for i in range(ds.n_items)]
         self.item_names = [self._item_text(i, feats, stats=False) for i in range(ds.n_items)]  # memory lines: no train stats
@@ -140,30 +173,7 @@ class SceneBuilder:
 
     # ------------------------------------------------------------------------------- texts
     def _item_text(self, i: int, feats, stats: bool = True) -> str:
-        ds = self.dataset
-        title, extras = None, []
-        for name, ftype in ds.item_field_types.items():
-            value = ds.item_fields[name][i]
-            text = " ".join(value) if isinstance(value, list) else str(value)
-            if not text:
-                continue
-            low = name.lower()
-            if title is None and ("title" in low or "name" in low):
-                title = text
-            elif ftype in ("token", "token_seq") and ("class" in low or "genre" in low or "categor" in low or "tag" in low):
-                extras.append(text.replace(" ", ", "))
-            elif "year" in low:
-                extras.insert(0, text)
-            elif ftype in ("token", "token_seq") and len(text) < 60:
-                extras.append(f"{name}: {text}")
-        title = title or f"{self.kind[:-1]} {ds.item_tokens[i]}"
-        n = int(feats.count[i]) if stats else 0
-        if ds.has_ratings and n:
-            lo, hi = ds.rating_range
-            extras.append(f"avg {lo + feats.mean_rating[i] * (hi - lo):.1f}/{hi:g} from {n} viewers")
-        elif n:
-            extras.append(f"{n} viewers")
-        return f"{title} ({'; '.join(extras)})" if extras else title
+        return item_text(self.dataset, i, feats if stats else None)
 
     def _user_text(self, u: int) -> str:
         ds = self.dataset
