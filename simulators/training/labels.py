@@ -25,7 +25,7 @@ import numpy as np
 
 from recsim_env.data import Dataset
 from recsim_env.features import item_features, taste_profiles
-from simulators.training.scenes import FeedScene
+from simulators.training.scenes import FeedScene, SceneConfig, feed_scenes
 
 __all__ = ["DataLabeller", "LabelConfig", "ReasonLabel"]
 
@@ -124,8 +124,6 @@ class DataLabeller:
 @functools.lru_cache(maxsize=4)
 def _fit_threshold(dataset: Dataset, config: LabelConfig) -> float:
     """``fit_quantile`` of the taste fit of the train users' real watched next items."""
-    from simulators.training.scenes import SceneConfig, feed_scenes
-
     feats = item_features(dataset)
     fits = []
     for s in feed_scenes(dataset, "train", SceneConfig(per_user=5, feed_items=1, seed=12345)):
