@@ -1,19 +1,37 @@
-"""Fidelity of user simulators against held-out real behaviour.
+"""Fidelity of user simulators against held-out real behaviour (test users only, never used in fitting).
 
-Protocol (UserMirrorer's 5-option evaluation, simplified): for users of the *test* split (never
-seen when fitting), pick real interactions at random positions; the memory is the user's real
-history before it; the options are the real next item and 4 items the user never interacted
-with, in random order. Negatives are drawn ``uniform``-ly from the catalogue, or ``popular``
-(proportional to train popularity, which removes the easy win of popularity). A scorer gives a
-distribution over the 5 options; we report argmax accuracy, expected accuracy (mean probability
-of the real item) and log-loss, next to chance (1/5).
+Every contender (baselines and simulators) answers the *same* seeded scenes. Three protocols:
 
-Run: ``python -m benchmarks.fidelity`` (writes ``benchmarks/results/fidelity_choice.md``).
+1. **Choice** (UserMirrorer): 5-option scenes. ``exposure`` options come from the scene builder
+   (:mod:`simulators.training.scenes`, UserMirrorer's Algorithm 1: random / collaborative / content top
+   lists); ``uniform`` and ``popular`` draw the 4 distractors from the catalogue uniformly or by train
+   popularity. Reported: argmax accuracy (ties split), expected accuracy (mean probability of the real
+   item), log-loss, chance, and the **position-swap** accuracy: the same scenes with the options in
+   reverse order (a simulator that reads the items, not their positions, scores the same).
+2. **Like / dislike** (Agent4Rec): per user, the last ``like_positives`` real interactions (held out
+   of the memory) mixed 1:1 with items the user never interacted with, shown as one shuffled feed;
+   "like" = P(fast skip) < 0.5. Accuracy, precision, recall, F1 of "like".
+3. **Feed judge / reason** (G-UBS): the users' next real interactions as a feed; judge = P(fast skip)
+   >= 0.5 against the real fast skip (accuracy, F1 of "skip"); reason = argmax of the reason
+   distribution given a skip, on the real skips, against the data-derived labels of
+   :mod:`simulators.training.labels` (accuracy, macro F1).
+
+Baselines: ``random`` (seeded coin flips / uniform draws), ``popularity`` (choice: the most popular
+option; feed: like an item iff its train count is above the catalogue median; reasons: the most
+frequent label of the train scenes), ``co-occurrence`` (choice only: item-to-item). A contender
+that does not answer a protocol shows "-".
+
+Run: ``python -m benchmarks.fidelity`` (baselines and the data-fitted simulator; add LLM rows with
+``--simulators llm,llm:<adapter dir>``) or ``recsim eval-simulator --simulator <name|adapter dir>``.
+Writes ``benchmarks/results/fidelity.{md,json,png}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -22,32 +40,59 @@ import numpy as np
 
 from recsim_env.data import Dataset, load_dataset
 from recsim_env.features import item_features
-from simulators.base import SimulationRequest, UserSimulator
+from simulators.base import SimulationRequest, UserSimulator, stack_memory
+from simulators.training.scenes import ChoiceScene, FeedScene, SceneConfig
+from simulators.training.scenes import choice_scenes as exposure_scenes
 
 __all__ = [
-    "ChoiceScene", "choice_metrics", "choice_scenes", "co_occurrence_scorer", "popularity_scorer", "random_scorer",
-    "simulator_scorer",
+    "Contender", "FidelityConfig", "binary_metrics", "choice_metrics", "choice_scenes", "class_metrics",
+    "co_occurrence_scorer", "evaluate", "like_requests", "popularity_scorer", "random_scorer", "reversed_scenes",
+    "simulator_contender", "simulator_scorer",
 ]
 
-Scorer = Callable[[Sequence["ChoiceScene"]], np.ndarray]
+Scorer = Callable[[Sequence[ChoiceScene]], np.ndarray]
+SkipScorer = Callable[[Sequence[SimulationRequest]], list[np.ndarray]]
+
+# Published figures (different data, same protocols; ../shared/DESIGN.md), shown beside our table.
+ANCHORS = (
+    ("MovieLens, 5-option choice accuracy (UserMirrorer)", "random 20%; Llama-3.2-3B 23.3%; +SFT+DPO 67.3%; GPT-5.1 63.3%; Gemini-3-Pro 73.6%"),
+    ("MovieLens, like/dislike accuracy (Agent4Rec protocol; ENF, VRAgent-R1)", "0.815 acc, 0.808 F1"),
+    ("IF-VR judge / reason (G-UBS)", "Judge F1 54.9%, Reason Acc 62.9%"),
+)
 
 
-@dataclass
-class ChoiceScene:
-    """One held-out decision: the user's memory before it and the options, ``target`` the real one."""
+@dataclass(frozen=True)
+class FidelityConfig:
+    """Which scenes every contender answers (all seeded)."""
 
-    user: int
-    request: SimulationRequest
-    target: int
+    split: str = "test"
+    negatives: tuple[str, ...] = ("exposure", "popular")
+    per_user: int = 5
+    like_positives: int = 5
+    feed_per_user: int = 2
+    memory: int = 30
+    min_history: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.negatives) - {"exposure", "uniform", "popular"}
+        if not self.negatives or unknown:
+            raise ValueError(f"negatives must be a non-empty subset of exposure, uniform, popular; got {self.negatives}.")
+        if min(self.per_user, self.like_positives, self.feed_per_user, self.memory, self.min_history) < 1:
+            raise ValueError("per_user, like_positives, feed_per_user, memory and min_history must be >= 1.")
 
 
+# ------------------------------------------------------------------------------------------ scenes
 def choice_scenes(
-    dataset: Dataset, split: str = "test", n_options: int = 5, per_user: int = 5, negatives: str = "uniform",
+    dataset: Dataset, split: str = "test", n_options: int = 5, per_user: int = 5, negatives: str = "exposure",
     memory: int = 30, min_history: int = 5, seed: int = 0,
 ) -> list[ChoiceScene]:
-    """Held-out choice scenes of ``split`` users (seeded, reproducible)."""
+    """Held-out choice scenes of ``split`` users (seeded); see the module docstring for ``negatives``."""
+    if negatives == "exposure":
+        config = SceneConfig(eval_options=n_options, per_user=per_user, memory=memory, min_history=min_history, seed=seed)
+        return exposure_scenes(dataset, split, config, evaluation=True)
     if negatives not in ("uniform", "popular"):
-        raise ValueError(f"negatives must be 'uniform' or 'popular', got {negatives!r}.")
+        raise ValueError(f"negatives must be 'exposure', 'uniform' or 'popular', got {negatives!r}.")
     rng = np.random.default_rng(seed)
     p = item_features(dataset).count + 1.0
     p = p / p.sum() if negatives == "popular" else None
@@ -68,8 +113,52 @@ def choice_scenes(
             target = int(rng.integers(n_options))
             options = np.array(negs[:target] + [int(dataset.inter_item[h.start + end])] + negs[target:])
             req = SimulationRequest.from_history(dataset, u, int(end), options, "page", memory)
-            scenes.append(ChoiceScene(user=int(u), request=req, target=target))
+            sources = tuple("target" if j == target else negatives for j in range(n_options))
+            scenes.append(ChoiceScene(int(u), int(end), req, target, sources))
     return scenes
+
+
+def reversed_scenes(scenes: Sequence[ChoiceScene]) -> list[ChoiceScene]:
+    """The same scenes with the options in reverse order (the position-swap test)."""
+    out = []
+    for s in scenes:
+        r = s.request
+        req = dataclasses.replace(r, slate=r.slate[::-1].copy(), repeated=np.asarray(r.repeated)[::-1].copy())
+        out.append(ChoiceScene(s.user, s.position, req, len(r.slate) - 1 - s.target, tuple(reversed(s.sources))))
+    return out
+
+
+def like_requests(
+    dataset: Dataset, split: str = "test", positives: int = 5, memory: int = 30, min_history: int = 5, seed: int = 0,
+) -> tuple[list[SimulationRequest], list[np.ndarray]]:
+    """Agent4Rec's protocol: per user, the last ``positives`` real items (held out of the memory) and as many
+    never-interacted items, shuffled into one feed request; returns (requests, truth: True = real item)."""
+    rng = np.random.default_rng([seed, 3])
+    requests, truth = [], []
+    for u in dataset.users(split):
+        h = dataset.history(u)
+        n = h.stop - h.start
+        if n < min_history + positives:
+            continue
+        seen = np.zeros(dataset.n_items, bool)
+        seen[dataset.inter_item[h]] = True
+        negatives = rng.choice(np.flatnonzero(~seen), positives, replace=False)
+        items = np.concatenate([dataset.inter_item[h.start + n - positives : h.stop], negatives])
+        order = rng.permutation(len(items))
+        requests.append(SimulationRequest.from_history(dataset, u, n - positives, items[order], "feed", memory))
+        truth.append((np.arange(len(items)) < positives)[order])
+    return requests, truth
+
+
+# --------------------------------------------------------------------------------------- contenders
+@dataclass
+class Contender:
+    """A row of the table: what it answers for each protocol (None: not answered)."""
+
+    name: str
+    choice: Scorer | None = None
+    skip: SkipScorer | None = None
+    reasons: Callable[[Sequence[SimulationRequest]], list[np.ndarray]] | None = None
 
 
 def simulator_scorer(simulator: UserSimulator, batch_size: int = 256) -> Scorer:
@@ -79,8 +168,7 @@ def simulator_scorer(simulator: UserSimulator, batch_size: int = 256) -> Scorer:
         out = []
         for start in range(0, len(scenes), batch_size):
             chunk = [s.request for s in scenes[start : start + batch_size]]
-            rngs = [np.random.default_rng(0) for _ in chunk]
-            for resp in simulator.respond(chunk, rngs):
+            for resp in simulator.respond(chunk, [np.random.default_rng(0) for _ in chunk]):
                 if resp.choice_probs is None:
                     raise ValueError("The simulator gave no choice_probs in page mode; it cannot be scored.")
                 p = np.asarray(resp.choice_probs[: len(chunk[0].slate)], dtype=np.float64)
@@ -88,6 +176,31 @@ def simulator_scorer(simulator: UserSimulator, batch_size: int = 256) -> Scorer:
         return np.array(out)
 
     return score
+
+
+def _simulator_skips(simulator: UserSimulator, batch_size: int = 256) -> SkipScorer:
+    def skip(requests: Sequence[SimulationRequest]) -> list[np.ndarray]:
+        out = []
+        for start in range(0, len(requests), batch_size):
+            chunk = list(requests[start : start + batch_size])
+            for resp in simulator.respond(chunk, [np.random.default_rng(0) for _ in chunk]):
+                if resp.skip_probs is None:
+                    raise ValueError("The simulator gave no skip_probs in feed mode; it cannot be scored.")
+                out.append(np.asarray(resp.skip_probs, dtype=np.float64))
+        return out
+
+    return skip
+
+
+def simulator_contender(name: str, simulator: UserSimulator) -> Contender:
+    """A simulator answers every protocol; reasons where it has ``reason_probs`` (the LLM simulator)."""
+    return Contender(name, simulator_scorer(simulator), _simulator_skips(simulator), getattr(simulator, "reason_probs", None))
+
+
+def random_scorer(scenes: Sequence[ChoiceScene]) -> np.ndarray:
+    """Uniform over the options (chance)."""
+    k = len(scenes[0].request.slate)
+    return np.full((len(scenes), k), 1.0 / k)
 
 
 def popularity_scorer(dataset: Dataset) -> Scorer:
@@ -101,7 +214,7 @@ def popularity_scorer(dataset: Dataset) -> Scorer:
     return score
 
 
-def co_occurrence_scorer(dataset: Dataset, window: int = 50, decay: float = 0.8) -> Scorer:
+def co_occurrence_scorer(dataset: Dataset, window: int = 50, decay: float = 0.8, memory: int = 30) -> Scorer:
     """All mass on the option that train users most often consumed near the user's recent watched items.
 
     The item-to-item baseline (item-kNN style): the fitted simulator's co-occurrence term alone.
@@ -111,8 +224,7 @@ def co_occurrence_scorer(dataset: Dataset, window: int = 50, decay: float = 0.8)
     cooc = co_occurrence(dataset, window)
 
     def score(scenes: Sequence[ChoiceScene]) -> np.ndarray:
-        hist = _right_aligned([s.request.history_items for s in scenes])
-        skipped = _right_aligned([s.request.history_skipped for s in scenes], fill=True).astype(bool)
+        hist, _, skipped = stack_memory([s.request for s in scenes], memory)
         items = np.stack([s.request.slate for s in scenes])
         c = cooc.weighted(cooc.pair_affinity(hist, items), recency_weights(hist, decay) * ~skipped)
         best = c == c.max(1, keepdims=True)
@@ -121,21 +233,32 @@ def co_occurrence_scorer(dataset: Dataset, window: int = 50, decay: float = 0.8)
     return score
 
 
-def _right_aligned(rows: Sequence[np.ndarray], fill=-1) -> np.ndarray:
-    width = max(1, max(len(r) for r in rows))
-    out = np.full((len(rows), width), fill, dtype=np.int64)
-    for i, r in enumerate(rows):
-        if len(r):
-            out[i, width - len(r) :] = r
-    return out
+def baseline_contenders(dataset: Dataset, seed: int = 0, train_reasons: Sequence[int] = ()) -> list[Contender]:
+    """random, popularity and co-occurrence (see the module docstring)."""
+    count = item_features(dataset).count
+    unpopular = (count <= np.median(count)).astype(np.float64)  # P(skip) 1 for the catalogue's less popular half
+    n_classes = 3
+    majority = np.bincount(np.asarray(train_reasons, dtype=np.int64), minlength=n_classes).argmax() if len(train_reasons) else 0
+
+    def coin(requests):
+        rng = np.random.default_rng([seed, 4])
+        return [rng.random(len(r.slate)) for r in requests]
+
+    def random_reasons(requests):
+        rng = np.random.default_rng([seed, 5])
+        return [rng.dirichlet(np.ones(n_classes), len(r.slate)) for r in requests]
+
+    return [
+        Contender("random", random_scorer, coin, random_reasons),
+        Contender(
+            "popularity", popularity_scorer(dataset), lambda reqs: [unpopular[r.slate] for r in reqs],
+            lambda reqs: [np.tile(np.eye(n_classes)[majority], (len(r.slate), 1)) for r in reqs],
+        ),
+        Contender("co-occurrence (item-to-item)", co_occurrence_scorer(dataset)),
+    ]
 
 
-def random_scorer(scenes: Sequence[ChoiceScene]) -> np.ndarray:
-    """Uniform over the options (chance)."""
-    k = len(scenes[0].request.slate)
-    return np.full((len(scenes), k), 1.0 / k)
-
-
+# ------------------------------------------------------------------------------------------ metrics
 def choice_metrics(probs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     """Argmax accuracy (ties split evenly), expected accuracy, log-loss, chance."""
     probs = np.asarray(probs, dtype=np.float64)
@@ -151,40 +274,220 @@ def choice_metrics(probs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    from simulators.fitted import FittedUserModel, FittedUserModelConfig
+def binary_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Accuracy, precision, recall and F1 of the positive class (0 where undefined)."""
+    predicted, truth = np.asarray(predicted, bool), np.asarray(truth, bool)
+    tp = float((predicted & truth).sum())
+    precision = tp / predicted.sum() if predicted.any() else 0.0
+    recall = tp / truth.sum() if truth.any() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"accuracy": float((predicted == truth).mean()), "precision": precision, "recall": recall, "f1": f1,
+            "positive_rate": float(truth.mean()), "n": float(len(truth))}
 
+
+def class_metrics(predicted: np.ndarray, truth: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Accuracy and macro F1 (mean over classes present in truth or prediction)."""
+    predicted, truth = np.asarray(predicted, np.int64), np.asarray(truth, np.int64)
+    f1s = []
+    for c in range(n_classes):
+        if (truth == c).any() or (predicted == c).any():
+            f1s.append(binary_metrics(predicted == c, truth == c)["f1"])
+    return {"accuracy": float((predicted == truth).mean()), "macro_f1": float(np.mean(f1s)), "n": float(len(truth))}
+
+
+# ----------------------------------------------------------------------------------------- evaluate
+@dataclass
+class _Scenes:
+    choice: dict[str, list[ChoiceScene]]
+    like: tuple[list[SimulationRequest], list[np.ndarray]]
+    feed: list[FeedScene]
+    labels: list[list]
+
+
+def _build(dataset: Dataset, config: FidelityConfig) -> _Scenes:
+    from simulators.training.labels import DataLabeller
+    from simulators.training.scenes import feed_scenes
+
+    c = config
+    choice = {
+        neg: choice_scenes(dataset, c.split, 5, c.per_user, neg, c.memory, c.min_history, c.seed) for neg in c.negatives
+    }
+    like = like_requests(dataset, c.split, c.like_positives, c.memory, c.min_history, c.seed)
+    feed = feed_scenes(dataset, c.split, SceneConfig(per_user=c.feed_per_user, memory=c.memory, min_history=c.min_history, seed=c.seed))
+    return _Scenes(choice, like, feed, DataLabeller(dataset).label(feed))
+
+
+def evaluate(dataset: Dataset, contenders: Sequence[Contender], config: FidelityConfig | None = None, progress: bool = True) -> dict:
+    """``{contender: {protocol: metrics}}`` on the same scenes for every contender."""
+    from tqdm.auto import tqdm
+
+    config = config or FidelityConfig()
+    sc = _build(dataset, config)
+    skips = np.concatenate([s.skipped for s in sc.feed])
+    reason_truth = [(i, k, lab.index) for i, row in enumerate(sc.labels) for k, lab in enumerate(row) if lab is not None]
+    results: dict = {"config": dataclasses.asdict(config), "rows": {}}
+    for c in tqdm(contenders, desc="fidelity", disable=not progress):
+        row: dict = {}
+        if c.choice is not None:
+            for neg, scenes in sc.choice.items():
+                targets = np.array([s.target for s in scenes])
+                m = choice_metrics(c.choice(scenes), targets)
+                swapped = reversed_scenes(scenes)
+                m["swap_accuracy"] = choice_metrics(c.choice(swapped), np.array([s.target for s in swapped]))["accuracy"]
+                row[f"choice_{neg}"] = m
+        if c.skip is not None:
+            reqs, truth = sc.like
+            p = np.concatenate(c.skip(reqs))
+            row["like"] = binary_metrics(p < 0.5, np.concatenate(truth))
+            p = np.concatenate(c.skip([s.request for s in sc.feed]))
+            row["judge"] = binary_metrics(p >= 0.5, skips)
+        if c.reasons is not None and reason_truth:
+            dists = c.reasons([s.request for s in sc.feed])
+            pred = np.array([int(np.argmax(dists[i][k])) for i, k, _ in reason_truth])
+            row["reason"] = class_metrics(pred, np.array([t for _, _, t in reason_truth]), dists[0].shape[1])
+        results["rows"][c.name] = row
+    return results
+
+
+def format_results(results: dict, dataset: str, command: str) -> str:
+    """Markdown: one table per protocol, the published anchors below."""
+    rows = results["rows"]
+    cfg = results["config"]
+
+    def cell(row, proto, key):
+        m = row.get(proto)
+        return f"{m[key]:.3f}" if m is not None else "-"
+
+    lines = [f"# Simulator fidelity on held-out {cfg['split']} users ({dataset})", "", f"Command: `{command}`", ""]
+    for neg in cfg["negatives"]:
+        proto = f"choice_{neg}"
+        n = next((int(r[proto]["n"]) for r in rows.values() if proto in r), 0)
+        lines += [f"## 5-option choice, {neg} distractors ({n} scenes, chance 0.20)", "",
+                  "| contender | accuracy | expected acc. | log-loss | position-swap acc. |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {name} | {cell(r, proto, 'accuracy')} | {cell(r, proto, 'expected_accuracy')} | {cell(r, proto, 'log_loss')} | "
+                  f"{cell(r, proto, 'swap_accuracy')} |" for name, r in rows.items()]
+        lines.append("")
+    like_n = next((int(r["like"]["n"]) for r in rows.values() if "like" in r), 0)
+    lines += [f"## Like / dislike, Agent4Rec protocol ({like_n} items, half real)", "",
+              "| contender | accuracy | precision | recall | F1 |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {name} | {cell(r, 'like', 'accuracy')} | {cell(r, 'like', 'precision')} | {cell(r, 'like', 'recall')} | "
+              f"{cell(r, 'like', 'f1')} |" for name, r in rows.items()]
+    judge = next((r["judge"] for r in rows.values() if "judge" in r), None)
+    reason_n = next((int(r["reason"]["n"]) for r in rows.values() if "reason" in r), 0)
+    lines += ["", f"## Feed: judge (fast skip) and reason ({int(judge['n']) if judge else 0} items, "
+              f"{judge['positive_rate'] if judge else 0:.1%} real skips; {reason_n} labelled skips)", "",
+              "| contender | judge acc. | judge F1 (skip) | reason acc. | reason macro F1 |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {name} | {cell(r, 'judge', 'accuracy')} | {cell(r, 'judge', 'f1')} | {cell(r, 'reason', 'accuracy')} | "
+              f"{cell(r, 'reason', 'macro_f1')} |" for name, r in rows.items()]
+    lines += ["", "## Published figures (different data and models, same protocols)", "", "| protocol | figure |", "| --- | --- |"]
+    lines += [f"| {p} | {f} |" for p, f in ANCHORS]
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(results: dict, path: Path) -> None:
+    """Grouped bars: choice accuracy (first protocol), like F1, judge F1, reason accuracy per contender."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    neg = results["config"]["negatives"][0]
+    metrics = ((f"choice_{neg}", "accuracy", f"choice acc. ({neg})"), ("like", "f1", "like F1"),
+               ("judge", "f1", "judge F1"), ("reason", "accuracy", "reason acc."))
+    names = list(results["rows"])
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(names)), 3.6))
+    width = 0.8 / len(metrics)
+    for j, (proto, key, label) in enumerate(metrics):
+        vals = [results["rows"][n].get(proto, {}).get(key, np.nan) for n in names]
+        ax.bar(np.arange(len(names)) + j * width, vals, width, label=label)
+    ax.axhline(0.2, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, ncol=4, loc="upper left")
+    ax.set_title("Simulator fidelity on held-out users (dashed: 5-option chance)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def contenders_for(names: Sequence[str], dataset: Dataset, seed: int = 0, train_reasons: Sequence[int] = ()) -> list[Contender]:
+    """Contenders by name: random, popularity, co-occurrence, fitted, fitted-no-co, llm, llm:<adapter dir>,
+    or a directory holding an adapter (``adapter_config.json``) or full weights (``config.json``)."""
+    base = {c.name.split(" ")[0]: c for c in baseline_contenders(dataset, seed, train_reasons)}
+    out = []
+    for name in names:
+        if name in base:
+            out.append(base[name])
+        elif name in ("fitted", "fitted-no-co"):
+            from simulators.fitted import FittedUserModel, FittedUserModelConfig
+
+            cfg = FittedUserModelConfig(co_window=0) if name == "fitted-no-co" else None
+            label = "fitted without co-occurrence" if name == "fitted-no-co" else "fitted"
+            out.append(simulator_contender(label, FittedUserModel.fit(dataset, cfg)))
+        else:
+            out.append(simulator_contender(*_llm(name, dataset)))
+    return out
+
+
+def _llm(name: str, dataset: Dataset) -> tuple[str, UserSimulator]:
+    from simulators.llm import LLMUserSimulator
+
+    spec = name.split(":", 1)[1] if name.startswith("llm:") else (None if name == "llm" else name)
+    kwargs = dict(dataset=dataset, greedy=True, on_error="raise", min_option_mass=0.0, batch_size=16)
+    if spec is None:
+        return "LLM (SmolLM2-135M, base)", LLMUserSimulator(**kwargs)
+    path = Path(spec)
+    if (path / "adapter_config.json").is_file():
+        card = path / "training_card.json"
+        kind = json.loads(card.read_text()).get("kind", "adapter").upper() if card.is_file() else "adapter"
+        return f"LLM +{kind} ({path.name})", LLMUserSimulator(adapter=str(path), **kwargs)
+    if (path / "config.json").is_file():
+        return f"LLM ({path.name})", LLMUserSimulator(model=str(path), **kwargs)
+    raise SystemExit(
+        f"Unknown simulator {name!r}: use random, popularity, co-occurrence, fitted, fitted-no-co, llm, "
+        "llm:<adapter dir>, or a directory with an adapter (adapter_config.json) or a model (config.json)."
+    )
+
+
+def train_reason_labels(dataset: Dataset, seed: int = 0) -> list[int]:
+    """Reason labels of train users' feed scenes (what the popularity baseline's majority class comes from)."""
+    from simulators.training.labels import DataLabeller
+    from simulators.training.scenes import feed_scenes
+
+    scenes = feed_scenes(dataset, "train", SceneConfig(per_user=2, seed=seed))
+    return [lab.index for row in DataLabeller(dataset).label(scenes) for lab in row if lab is not None]
+
+
+def run(names: Sequence[str], dataset_name: str, config: FidelityConfig, out: str | None, command: str) -> dict:
+    """Evaluate the named contenders, print the tables and write ``out.{md,json,png}`` (``out`` without suffix)."""
+    ds = load_dataset(dataset_name)
+    results = evaluate(ds, contenders_for(names, ds, config.seed, train_reason_labels(ds, config.seed)), config)
+    text = format_results(results, ds.name, command)
+    print(text)
+    if out:
+        base = Path(out)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        base.with_suffix(".md").write_text(text)
+        base.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+        plot_results(results, base.with_suffix(".png"))
+        print(f"wrote {base}.{{md,json,png}}")
+    results["markdown"] = text
+    return results
+
+
+DEFAULT_CONTENDERS = ("random", "popularity", "co-occurrence", "fitted-no-co", "fitted")
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="ml-100k")
-    parser.add_argument("--per-user", type=int, default=10)
-    parser.add_argument("--out", default="benchmarks/results/fidelity_choice.md")
+    parser.add_argument("--simulators", default=",".join(DEFAULT_CONTENDERS),
+                        help="comma-separated contenders (see contenders_for), e.g. random,fitted,llm,llm:runs/sft")
+    parser.add_argument("--per-user", type=int, default=FidelityConfig.per_user)
+    parser.add_argument("--out", default="benchmarks/results/fidelity", help="output path without suffix")
     args = parser.parse_args(argv)
-    ds = load_dataset(args.dataset)
-    sim = FittedUserModel.fit(ds)
-    no_co = FittedUserModel.fit(ds, FittedUserModelConfig(co_window=0))
-    lines = [
-        f"# 5-option choice accuracy on held-out test users ({ds.name})", "",
-        f"Command: `python -m benchmarks.fidelity --dataset {args.dataset} --per-user {args.per_user}`", "",
-        "| negatives | scorer | accuracy | expected acc. | log-loss | chance | scenes |", "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for negatives in ("uniform", "popular"):
-        scenes = choice_scenes(ds, "test", per_user=args.per_user, negatives=negatives, seed=0)
-        targets = np.array([s.target for s in scenes])
-        scorers = (
-            ("random", random_scorer), ("popularity", popularity_scorer(ds)),
-            ("co-occurrence (item-to-item)", co_occurrence_scorer(ds, sim.config.co_window, sim.decay)),
-            ("fitted without co-occurrence", simulator_scorer(no_co)), ("fitted", simulator_scorer(sim)),
-        )
-        for name, scorer in scorers:
-            m = choice_metrics(scorer(scenes), targets)
-            lines.append(
-                f"| {negatives} | {name} | {m['accuracy']:.3f} | {m['expected_accuracy']:.3f} | {m['log_loss']:.3f} | "
-                f"{m['chance']:.2f} | {int(m['n'])} |"
-            )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    command = "python -m benchmarks.fidelity " + " ".join(argv if argv is not None else sys.argv[1:])
+    run(args.simulators.split(","), args.dataset, FidelityConfig(per_user=args.per_user), args.out, command.strip())
     return 0
 
 

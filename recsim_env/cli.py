@@ -114,6 +114,58 @@ def cmd_train_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_simulator(args: argparse.Namespace) -> int:
+    from simulators.training.scenes import SceneConfig
+    from simulators.training.trainers import (
+        SimulatorDPOConfig, SimulatorSFTConfig, config_from_args, train_dpo, train_sft,
+    )
+
+    shared = {
+        "output_dir": args.out, "model": args.model, "dataset": args.dataset, "init_adapter": args.init_adapter,
+        "full": args.full or None, "lora_r": args.lora_r, "max_steps": args.max_steps, "batch_size": args.batch_size,
+        "grad_accum": args.grad_accum, "learning_rate": args.lr, "save_steps": args.save_steps, "seed": args.seed,
+        "bf16": args.bf16 or None, "history_in_prompt": args.history_in_prompt,
+    }
+    try:
+        if args.stage == "sft":
+            config = config_from_args(SimulatorSFTConfig, {
+                **shared, "feed_fraction": args.feed_fraction, "rationales": args.rationales,
+                "scenes": SceneConfig(seed=args.seed),
+            })
+            out = train_sft(config)
+        else:
+            config = config_from_args(SimulatorDPOConfig, {**shared, "pairs": args.pairs, "beta": args.beta})
+            out = train_dpo(config)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"train-simulator {args.stage}: {err}") from err
+    print(f"saved {out} (card: {out}/TRAINING_CARD.md). Use it: LLMUserSimulator(adapter='{out}'), "
+          f"or recsim eval-simulator --simulator {out}")
+    return 0
+
+
+def _add_train_simulator(sub) -> None:
+    p = sub.add_parser("train-simulator", help="fine-tune the LLM user simulator (TRL SFT or DPO, LoRA by default)")
+    p.add_argument("stage", choices=["sft", "dpo"])
+    p.add_argument("--out", required=True, help="output folder (adapter, checkpoints/, TRAINING_CARD.md); a rerun resumes")
+    p.add_argument("--dataset", default="ml-100k")
+    p.add_argument("--model", default=None, help="base model: smollm2-135m (default), a checkpoint dir or a hub id")
+    p.add_argument("--init-adapter", default=None, help="start from this adapter (DPO: the SFT adapter)")
+    p.add_argument("--full", action="store_true", help="train all weights instead of a LoRA adapter")
+    p.add_argument("--lora-r", type=int, default=None)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--grad-accum", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--save-steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU: ~1.5x faster)")
+    p.add_argument("--history-in-prompt", type=int, default=None)
+    p.add_argument("--feed-fraction", type=float, default=None, help="sft: share of feed-item examples")
+    p.add_argument("--rationales", default=None, help="sft: JSONL of distilled decision processes to mix in")
+    p.add_argument("--pairs", default=None, help="dpo: JSONL of prompt/chosen/rejected rows (recsim distill)")
+    p.add_argument("--beta", type=float, default=None, help="dpo: temperature")
+
+
 def llm_demo(n_users: int, seed: int) -> None:
     """A few users answer a popularity slate in feed mode, with the LLM simulator and its reasons."""
     from agents.heuristics import PopularityPolicy
@@ -171,11 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--agent-policy", default="auto", choices=["auto", "scorer", "slate"],
                        help="scorer: pick by pick with a shared candidate scorer (auto in candidates mode); slate: MultiDiscrete")
+    _add_train_simulator(sub)
     demo = sub.choices["demo"]
     demo.add_argument("--llm-users", type=int, default=3, help="users shown with the LLM simulator (0: skip)")
     args = parser.parse_args(argv)
     if args.command == "train-agent":
         return cmd_train_agent(args)
+    if args.command == "train-simulator":
+        return cmd_train_simulator(args)
     if args.command == "demo":
         for mode in ("feed", "page"):
             print(f"\n== RecSimEnv-v0, ml-100k test users, feedback_mode={mode}, data-fitted simulator ==")

@@ -14,7 +14,7 @@ from typing import Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-__all__ = ["FeedbackMode", "SimulationRequest", "SimulationResponse", "UserSimulator"]
+__all__ = ["FeedbackMode", "SimulationRequest", "SimulationResponse", "UserSimulator", "stack_memory"]
 
 FeedbackMode = Literal["page", "feed"]
 
@@ -63,6 +63,22 @@ class SimulationRequest:
             history_skipped=ratio < dataset.thresholds.skip_below, slate=slate, repeated=np.zeros(len(slate), bool),
             mode=mode, history_time=dataset.inter_time[idx],
         )
+
+
+def stack_memory(requests: Sequence[SimulationRequest], width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The last ``width`` memory items of each request, right-aligned: (items (-1 pads), watch ratios (NaN pads),
+    skipped (False pads)), each (N, width)."""
+    n = len(requests)
+    hist = np.full((n, width), -1, dtype=np.int64)
+    ratio = np.full((n, width), np.nan)
+    skipped = np.zeros((n, width), dtype=bool)
+    for i, r in enumerate(requests):
+        m = min(len(r.history_items), width)
+        if m:
+            hist[i, width - m :] = r.history_items[-m:]
+            ratio[i, width - m :] = r.history_watch_ratio[-m:]
+            skipped[i, width - m :] = r.history_skipped[-m:]
+    return hist, ratio, skipped
 
 
 @dataclass

@@ -46,7 +46,7 @@ from recsim_env.data import Dataset
 from recsim_env.features import (
     CoOccurrence, ItemFeatures, co_occurrence, item_features, recency_weights, taste_profiles, window_pairs,
 )
-from simulators.base import SimulationRequest, SimulationResponse
+from simulators.base import SimulationRequest, SimulationResponse, stack_memory
 
 __all__ = ["FittedUserModel", "FittedUserModelConfig", "choice_features"]
 
@@ -375,17 +375,7 @@ class FittedUserModel:
 
     # -------------------------------------------------------------------------------- answering
     def _batch(self, requests: Sequence[SimulationRequest]) -> tuple[np.ndarray, ...]:
-        H = self.config.memory
-        n = len(requests)
-        hist = np.full((n, H), -1, dtype=np.int64)
-        ratio = np.full((n, H), np.nan)
-        skipped = np.zeros((n, H), dtype=bool)
-        for i, r in enumerate(requests):
-            m = min(len(r.history_items), H)
-            if m:
-                hist[i, H - m :] = r.history_items[-m:]
-                ratio[i, H - m :] = r.history_watch_ratio[-m:]
-                skipped[i, H - m :] = r.history_skipped[-m:]
+        hist, ratio, skipped = stack_memory(requests, self.config.memory)
         slate = np.stack([r.slate for r in requests])
         repeated = np.stack([r.repeated for r in requests])
         return hist, ratio, skipped, slate, repeated

@@ -252,6 +252,16 @@ class SceneBuilder:
         _, low, high = WATCH_BINS[option]
         return low + (high - low) * u, float("nan")
 
+    def value_answer(self, ratio: float, rating: float = float("nan")) -> int:
+        """The answer to the value question for a real reaction (inverse of :meth:`value_to_ratio`)."""
+        if self.rated:
+            if np.isnan(rating):
+                lo, hi = self.dataset.rating_range
+                rating = lo + ratio * (hi - lo)
+            return int(np.argmin(np.abs(self.levels - rating)))
+        lows = np.array([low for _, low, _ in WATCH_BINS])
+        return int(max(0, np.searchsorted(lows, min(float(ratio), 1.0), side="right") - 1))
+
     def decision_process_prompt(self, r: SimulationRequest, item: int | None, clicked: bool) -> tuple[str, str]:
         """(full prompt, answer start) for UserMirrorer's decision process: Stimulus, Knowledge, Evaluation."""
         if item is None:

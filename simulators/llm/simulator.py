@@ -362,6 +362,29 @@ class LLMUserSimulator:
             out += tok.batch_decode(gen[:, width:], skip_special_tokens=True)
         return out
 
+    def reason_probs(self, requests: Sequence[SimulationRequest]) -> list[np.ndarray]:
+        """Per feed item, the (n_classes,) reason distribution *given* a fast skip (the judge answer is
+        forced to skip): what the simulator would say if this item were skipped. For evaluating reasons
+        against labelled real skips; no randomness is drawn."""
+        if self.dataset is None:
+            raise RuntimeError("LLMUserSimulator is not bound to a dataset: pass dataset= or call .bind(dataset).")
+        rows = [_Row(r, np.zeros(0), self.scenes.context(r)) for r in requests]
+        out: dict[int, np.ndarray] = {}
+        groups: dict[int, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(len(r.slate), []).append(i)
+        for k, idx in groups.items():
+            for start in range(0, len(idx), self.config.batch_size):
+                part = idx[start : start + self.config.batch_size]
+                chunk, state = [rows[i] for i in part], {}
+                texts = [[self.scenes.feed_branch(int(i)) for i in row.r.slate] for row in chunk]
+                self._branches(chunk, texts, [[self.letters["judge"]] * k for _ in chunk], state)
+                follow = [[self.scenes.follow_up(1, skipped=True)] * k for _ in chunk]
+                dists, _ = self._follow(chunk, follow, [[self.letters["reason"]] * k for _ in chunk], state)
+                for i, d in zip(part, dists):
+                    out[i] = np.stack(d)
+        return [out[i] for i in range(len(requests))]
+
     # ----------------------------------------------------------------------------- respond
     def respond(
         self, requests: Sequence[SimulationRequest], rngs: Sequence[np.random.Generator]

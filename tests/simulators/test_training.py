@@ -1,0 +1,114 @@
+"""SFT / DPO of the LLM simulator with TRL: examples in the simulator's own format; 2 steps on a tiny model change it."""
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from simulators.llm import LLMUserSimulator
+from simulators.llm.prompts import ChatFormat, SceneBuilder
+from simulators.training.examples import choice_example, feed_examples
+from simulators.training.labels import ReasonLabel
+from simulators.training.scenes import SceneConfig, choice_scenes, feed_scenes
+from simulators.training.trainers import SimulatorDPOConfig, SimulatorSFTConfig, sft_examples, train_dpo, train_sft
+
+
+@pytest.fixture(scope="module")
+def builder(ml100k, tokenizer):
+    return SceneBuilder(ml100k, ChatFormat(tokenizer))
+
+
+def test_choice_example_is_the_simulators_page_prompt_and_the_real_answer(ml100k, builder):
+    scene = choice_scenes(ml100k, "train", SceneConfig(per_user=1))[3]
+    ex = choice_example(builder, scene)
+    question, _ = builder.page_branch(scene.request)
+    assert ex["prompt"] == builder.system() + builder.context(scene.request) + question
+    assert ex["prompt"].endswith("Behavior: [")
+    idx = ml100k.history(scene.user).start + scene.position
+    rating = int(ml100k.inter_rating[idx])
+    assert ex["completion"] == f"{'ABCDEFGHIJKL'[scene.target]}] Rating: [{'ABCDE'[rating - 1]}]"
+
+
+def test_feed_examples_judge_then_reason_or_rating(ml100k, builder):
+    scene = next(s for s in feed_scenes(ml100k, "train", SceneConfig(per_user=2)) if s.skipped.any() and (~s.skipped).any())
+    labels = [ReasonLabel("user-driven", "test") if s else None for s in scene.skipped]
+    rows = feed_examples(builder, scene, labels)
+    assert len(rows) == len(scene.request.slate)
+    for k, row in enumerate(rows):
+        assert row["prompt"].endswith("Judge: [")
+        if scene.skipped[k]:
+            assert row["completion"] == "B] Reason: [C]"
+        else:
+            assert row["completion"] == f"A] Rating: [{'ABCDE'[int(scene.rating[k]) - 1]}]"
+    unlabelled = feed_examples(builder, scene, None)
+    assert {r["completion"] for k, r in enumerate(unlabelled) if scene.skipped[k]} == {"B]"}
+
+
+def test_sft_examples_are_seeded_and_mixed(ml100k, tokenizer):
+    cfg = SimulatorSFTConfig(max_steps=2, batch_size=4, feed_fraction=0.5)
+    a, counts = sft_examples(ml100k, tokenizer, cfg)
+    b, _ = sft_examples(ml100k, tokenizer, cfg)
+    assert a == b and len(a) == 8 and counts == {"choice": 4, "feed": 4}
+    assert sum(e["prompt"].endswith("Judge: [") for e in a) == 4
+
+
+def test_config_errors_say_what_to_do(tmp_path):
+    with pytest.raises(ValueError, match="max_steps must be >= 1"):
+        SimulatorSFTConfig(max_steps=0)
+    with pytest.raises(FileNotFoundError, match="not a PEFT adapter directory"):
+        SimulatorSFTConfig(init_adapter=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="DPO needs a JSONL"):
+        SimulatorDPOConfig(pairs=str(tmp_path / "missing.jsonl"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "p", "chosen": "", "rejected": "r"}) + "\n")
+    with pytest.raises(ValueError, match="non-empty string 'prompt', 'chosen' and 'rejected'"):
+        train_dpo(SimulatorDPOConfig(pairs=str(bad), output_dir=str(tmp_path / "o")))
+
+
+def _lora_b(path):
+    w = load_file(str(path / "adapter_model.safetensors"))
+    return {k: v for k, v in w.items() if "lora_B" in k}
+
+
+@pytest.fixture(scope="module")
+def sft_adapter(tmp_path_factory, tiny_llm):
+    out = tmp_path_factory.mktemp("sft")
+    cfg = SimulatorSFTConfig(output_dir=str(out), model=tiny_llm, max_steps=2, batch_size=2, warmup_steps=0, save_steps=1)
+    return train_sft(cfg)
+
+
+def test_sft_two_steps_change_the_adapter_write_a_card_and_resume(sft_adapter, tiny_llm, ml100k):
+    b = _lora_b(sft_adapter)
+    assert b and all(np.abs(v).max() > 0 for v in b.values())  # LoRA B starts at zero
+    card = json.loads((sft_adapter / "training_card.json").read_text())
+    assert card["steps"] == 2 and card["data"] == {"choice": 2, "feed": 2} and len(card["loss_curve"]) == 2
+    assert "SFT adapter" in (sft_adapter / "TRAINING_CARD.md").read_text()
+    assert sorted(p.name for p in (sft_adapter / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    # a rerun with a longer schedule resumes from checkpoint-2 instead of starting over
+    cfg = SimulatorSFTConfig(output_dir=str(sft_adapter), model=tiny_llm, max_steps=3, batch_size=2, warmup_steps=0, save_steps=1)
+    train_sft(cfg)
+    card = json.loads((sft_adapter / "training_card.json").read_text())
+    assert card["resumed_from"] == "checkpoint-2" and card["steps"] == 3
+    sim = LLMUserSimulator(model=tiny_llm, adapter=str(sft_adapter), dtype="float32", dataset=ml100k, min_option_mass=0.0)
+    base = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, min_option_mass=0.0)
+    scene = choice_scenes(ml100k, "test", SceneConfig(per_user=1), evaluation=True)[0]
+    rng = [np.random.default_rng(0)]
+    p_tuned = sim.respond([scene.request], rng)[0].choice_probs
+    p_base = base.respond([scene.request], [np.random.default_rng(0)])[0].choice_probs
+    assert not np.allclose(p_tuned, p_base)
+
+
+def test_dpo_two_steps_change_the_starting_adapter(sft_adapter, tiny_llm, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [{"prompt": f"User {i} sees [A] Heat [B] Babe. Behavior: [", "chosen": "A]", "rejected": "B]"} for i in range(4)]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = SimulatorDPOConfig(
+        output_dir=str(tmp_path / "dpo"), model=tiny_llm, init_adapter=str(sft_adapter), pairs=str(pairs),
+        max_steps=2, batch_size=2, warmup_steps=0, learning_rate=1e-3,
+    )
+    out = train_dpo(cfg)
+    before, after = _lora_b(sft_adapter), _lora_b(out)
+    assert before.keys() == after.keys()
+    assert any(not np.allclose(before[k], after[k]) for k in before)
+    assert json.loads((out / "training_card.json").read_text())["data"] == {"pairs": 4}
