@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 import gymnasium as gym
 
@@ -143,6 +145,34 @@ def cmd_train_simulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_simulator(args: argparse.Namespace) -> int:
+    from benchmarks.fidelity import FidelityConfig, run
+
+    names = [*args.baselines.split(","), args.simulator] if args.baselines else [args.simulator]
+    config = FidelityConfig(per_user=args.per_user, negatives=tuple(args.negatives.split(",")), feed_per_user=args.feed_per_user)
+    out = args.out or f"benchmarks/results/fidelity_{Path(args.simulator.rstrip('/')).name.replace(':', '_')}"
+    results = run(names, args.dataset, config, out, "recsim " + " ".join(sys.argv[1:]))
+    card = Path(args.simulator.split(":", 1)[-1]) / "training_card.json"
+    if card.is_file():  # a trained adapter: its card gains the fidelity table
+        from simulators.training.trainers import write_card
+
+        facts = json.loads(card.read_text())
+        facts["fidelity"] = results["markdown"]
+        write_card(card.parent, facts)
+    return 0
+
+
+def _add_eval_simulator(sub) -> None:
+    p = sub.add_parser("eval-simulator", help="fidelity of a simulator on held-out test users (benchmarks/fidelity.py)")
+    p.add_argument("--simulator", required=True, help="fitted, llm, llm:<adapter dir>, or an adapter / model directory")
+    p.add_argument("--baselines", default="random,popularity,fitted", help="comma-separated rows shown beside it ('' for none)")
+    p.add_argument("--dataset", default="ml-100k")
+    p.add_argument("--per-user", type=int, default=2, help="choice scenes per test user")
+    p.add_argument("--feed-per-user", type=int, default=2, help="feed scenes per test user")
+    p.add_argument("--negatives", default="exposure", help="choice distractors: exposure, uniform, popular (comma-separated)")
+    p.add_argument("--out", default=None, help="output path without suffix (default benchmarks/results/fidelity_<name>)")
+
+
 def _add_train_simulator(sub) -> None:
     p = sub.add_parser("train-simulator", help="fine-tune the LLM user simulator (TRL SFT or DPO, LoRA by default)")
     p.add_argument("stage", choices=["sft", "dpo"])
@@ -224,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--agent-policy", default="auto", choices=["auto", "scorer", "slate"],
                        help="scorer: pick by pick with a shared candidate scorer (auto in candidates mode); slate: MultiDiscrete")
     _add_train_simulator(sub)
+    _add_eval_simulator(sub)
     demo = sub.choices["demo"]
     demo.add_argument("--llm-users", type=int, default=3, help="users shown with the LLM simulator (0: skip)")
     args = parser.parse_args(argv)
@@ -231,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_train_agent(args)
     if args.command == "train-simulator":
         return cmd_train_simulator(args)
+    if args.command == "eval-simulator":
+        return cmd_eval_simulator(args)
     if args.command == "demo":
         for mode in ("feed", "page"):
             print(f"\n== RecSimEnv-v0, ml-100k test users, feedback_mode={mode}, data-fitted simulator ==")
