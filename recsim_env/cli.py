@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 
 import recsim_env  # noqa: F401  (registers RecSimEnv-v0)
 from agents.sb3_agents import ALGOS
@@ -162,6 +163,47 @@ def cmd_eval_simulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    from recsim_env.data import load_dataset
+    from simulators.llm import LLMUserSimulator
+    from simulators.training.distill import DistillConfig, distill, write_rows
+    from simulators.training.scenes import SceneConfig, choice_scenes
+
+    ds = load_dataset(args.dataset)
+
+    def simulator(spec: str):  # a model name/dir, or model+adapter as "<model>+<adapter dir>"
+        model, _, adapter = spec.partition("+")
+        return LLMUserSimulator(model=model or "smollm2-135m", adapter=adapter or None, dataset=ds, batch_size=8)
+
+    teacher = simulator(args.teacher)
+    student = teacher if args.student == args.teacher else simulator(args.student)
+    predictor = simulator(args.predictor)
+    scenes = choice_scenes(ds, "train", SceneConfig(per_user=1, seed=args.seed))
+    scenes = [scenes[i] for i in np.random.default_rng(args.seed).permutation(len(scenes))[: args.scenes]]
+    config = DistillConfig(n_rationales=args.n_rationales, keep_fraction=args.keep_fraction, seed=args.seed)
+    sft, pairs, counts = distill(scenes, teacher, student, predictor, config)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_rows(sft, out / "rationales.jsonl")
+    write_rows(pairs, out / "pairs.jsonl")
+    (out / "distill.json").write_text(json.dumps({"counts": counts, "command": "recsim " + " ".join(sys.argv[1:])}, indent=2) + "\n")
+    print(f"{counts}; wrote {out}/rationales.jsonl (SFT: --rationales) and {out}/pairs.jsonl (DPO: --pairs)")
+    return 0
+
+
+def cmd_build_groups(args: argparse.Namespace) -> int:
+    from recsim_env.data import load_dataset
+    from simulators.groups import GroupConfig, build_groups, write_groups
+
+    config = GroupConfig(k=args.k, mode=args.mode, seed=args.seed)
+    groups = build_groups(load_dataset(args.dataset), config)
+    write_groups(groups, args.out, config)
+    for g in groups:
+        print(f"group {g.group_id}: {g.profile_summary} {g.recommendation_directions}")
+    print(f"{len(groups)} groups (of k={args.k}) covering {len({m for g in groups for m in g.members})} users; wrote {args.out}")
+    return 0
+
+
 def _add_eval_simulator(sub) -> None:
     p = sub.add_parser("eval-simulator", help="fidelity of a simulator on held-out test users (benchmarks/fidelity.py)")
     p.add_argument("--simulator", required=True, help="fitted, llm, llm:<adapter dir>, or an adapter / model directory")
@@ -255,6 +297,22 @@ def main(argv: list[str] | None = None) -> int:
                        help="scorer: pick by pick with a shared candidate scorer (auto in candidates mode); slate: MultiDiscrete")
     _add_train_simulator(sub)
     _add_eval_simulator(sub)
+    d = sub.add_parser("distill", help="UserMirrorer distillation: decision processes -> SFT rows and DPO pairs")
+    d.add_argument("--out", required=True, help="folder for rationales.jsonl, pairs.jsonl, distill.json")
+    d.add_argument("--teacher", required=True, help="model name/dir, optionally +<adapter dir> (e.g. smollm2-135m+runs/sft)")
+    d.add_argument("--student", default="smollm2-135m")
+    d.add_argument("--predictor", default="smollm2-135m")
+    d.add_argument("--dataset", default="ml-100k")
+    d.add_argument("--scenes", type=int, default=100, help="train choice scenes to distill")
+    d.add_argument("--n-rationales", type=int, default=4)
+    d.add_argument("--keep-fraction", type=float, default=0.5)
+    d.add_argument("--seed", type=int, default=0)
+    g = sub.add_parser("build-groups", help="user groups (UGM): summarize, cluster, reflect, profiles -> JSON")
+    g.add_argument("--out", required=True, help="JSON file")
+    g.add_argument("--dataset", default="ml-100k")
+    g.add_argument("--k", type=int, default=20)
+    g.add_argument("--mode", default="interest", choices=["interest", "demographics", "both"])
+    g.add_argument("--seed", type=int, default=0)
     demo = sub.choices["demo"]
     demo.add_argument("--llm-users", type=int, default=3, help="users shown with the LLM simulator (0: skip)")
     args = parser.parse_args(argv)
@@ -264,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_train_simulator(args)
     if args.command == "eval-simulator":
         return cmd_eval_simulator(args)
+    if args.command == "distill":
+        return cmd_distill(args)
+    if args.command == "build-groups":
+        return cmd_build_groups(args)
     if args.command == "demo":
         for mode in ("feed", "page"):
             print(f"\n== RecSimEnv-v0, ml-100k test users, feedback_mode={mode}, data-fitted simulator ==")

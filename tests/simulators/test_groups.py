@@ -64,3 +64,11 @@ def test_demographic_groups_on_ml100k(ml100k):
     groups = build_groups(ml100k, GroupConfig(k=8, mode="demographics", min_agreement=0.6))
     assert groups and all(len(g.members) >= 10 for g in groups)
     assert all(any(w.startswith(("gender=", "age=", "occupation=")) for w in g.preference_traits) for g in groups)
+
+
+def test_cli_writes_groups(tmp_path, capsys):
+    from recsim_env.cli import main
+
+    assert main(["build-groups", "--out", str(tmp_path / "g.json"), "--k", "5", "--mode", "both"]) == 0
+    groups = load_groups(tmp_path / "g.json")
+    assert groups and "groups (of k=5)" in capsys.readouterr().out

@@ -144,6 +144,18 @@ def test_reasons_on_demand(ml100k, tiny_llm):
         assert all(t is None for t, s in zip(resp.reason_text, resp.skipped) if not s)
 
 
+def test_reason_probs_are_the_reason_answer_after_a_forced_skip(ml100k, tiny_llm):
+    sim = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, **OK_MASS)
+    reqs = make_requests(ml100k, "feed", n=3, k=2) + make_requests(ml100k, "feed", n=1, k=3, seed=1)
+    probs = sim.reason_probs(reqs)
+    assert [p.shape for p in probs] == [(2, 3)] * 3 + [(3, 3)]
+    sc, scenes = sim.scorer, sim.scenes
+    for r, p in zip(reqs, probs):
+        texts = [scenes.context(r) + scenes.feed_branch(int(i)) + scenes.follow_up(1, skipped=True) for i in r.slate]
+        ref, _ = sc.score_full(texts, [sim.letters["reason"]] * len(texts))
+        np.testing.assert_allclose(p, np.array(ref), atol=1e-5)
+
+
 @pytest.mark.parametrize("feedback_mode", ["page", "feed"])
 @pytest.mark.parametrize("action_mode", ["catalog", "candidates"])
 def test_env_checkers_pass_with_llm_simulator(tiny_llm, feedback_mode, action_mode):

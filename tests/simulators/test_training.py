@@ -112,3 +112,12 @@ def test_dpo_two_steps_change_the_starting_adapter(sft_adapter, tiny_llm, tmp_pa
     assert before.keys() == after.keys()
     assert any(not np.allclose(before[k], after[k]) for k in before)
     assert json.loads((out / "training_card.json").read_text())["data"] == {"pairs": 4}
+
+
+def test_cli_train_simulator_explains_bad_input(tmp_path):
+    from recsim_env.cli import main
+
+    with pytest.raises(SystemExit, match="train-simulator dpo: pairs=.*DPO needs a JSONL"):
+        main(["train-simulator", "dpo", "--out", str(tmp_path / "o"), "--pairs", str(tmp_path / "none.jsonl")])
+    with pytest.raises(SystemExit, match="feed_fraction must be in"):
+        main(["train-simulator", "sft", "--out", str(tmp_path / "o"), "--feed-fraction", "2"])
