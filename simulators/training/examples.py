@@ -9,7 +9,10 @@ follow-up format, so training moves the very distributions the simulator reads:
   watched-fraction bin (play-time data);
 * feed item watched: ``"A] Rating: [D]"``; feed item skipped: ``"B] Reason: [A]"`` with the reason
   class from a labeller (:mod:`simulators.training.labels`). A skip without a label (a labeller
-  that abstains) ends at the judge: ``"B]"``.
+  that abstains) ends at the judge: ``"B]"``;
+* optionally, an exposure option the user passed over, as a skipped feed item (judge only, ``"B]"``):
+  without them every feed example is an item the user really consumed, and the model never sees
+  what a user would skip outright.
 
 With a *rationale* (a decision process from :mod:`simulators.training.distill`) the example uses
 the decision-process layout instead: the question ends with "Stimulus:" and the completion is the
@@ -26,7 +29,7 @@ from simulators.llm.prompts import LETTERS, PAGE_PREFIX, SceneBuilder
 from simulators.training.labels import ReasonLabel
 from simulators.training.scenes import ChoiceScene, FeedScene
 
-__all__ = ["choice_example", "decision_example", "feed_examples", "page_prompt"]
+__all__ = ["choice_example", "decision_example", "decision_prompt", "feed_examples", "page_prompt", "unchosen_example"]
 
 WATCH, SKIP = 0, 1  # judge letters A / B, as the simulator's system text defines them
 
@@ -66,6 +69,16 @@ def feed_examples(builder: SceneBuilder, scene: FeedScene, labels: Sequence[Reas
             completion = builder.follow_up(WATCH) + LETTERS[value] + "]"
         out.append({"prompt": prompt, "completion": completion})
     return out
+
+
+def unchosen_example(builder: SceneBuilder, scene: ChoiceScene, option: int) -> dict[str, str]:
+    """An exposure option the user did not pick, as a feed item they skip: judge only (``"B]"``), no reason
+    is claimed. An assumption (MovieLens logs no impressions): an item shown beside the real choice and
+    passed over would not have been watched."""
+    if option == scene.target:
+        raise ValueError("option is the real choice; pick one of the other options.")
+    item = int(scene.request.slate[option])
+    return {"prompt": builder.system() + builder.context(scene.request) + builder.feed_branch(item), "completion": f"{LETTERS[SKIP]}]"}
 
 
 def decision_example(builder: SceneBuilder, scene: ChoiceScene, rationale: str, choice: int) -> dict[str, str]:

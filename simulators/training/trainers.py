@@ -95,17 +95,21 @@ class SimulatorSFTConfig(_RunConfig):
     scenes: how train scenes are built (:class:`~simulators.training.scenes.SceneConfig`).
     feed_fraction: share of feed-item examples among the examples (the rest are choice scenes).
     rationales: a JSONL of distilled decision processes (``prompt``/``completion`` rows) mixed in, or None.
+    unchosen_fraction: share of the feed examples that are exposure options the user passed over, shown as
+        skipped feed items (an assumption: MovieLens logs no impressions; see ``examples.unchosen_example``).
     """
 
     output_dir: str = "runs/sft"
     scenes: SceneConfig = field(default_factory=SceneConfig)
     feed_fraction: float = 0.5
     rationales: str | None = None
+    unchosen_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0.0 <= self.feed_fraction <= 1.0:
-            raise ValueError(f"feed_fraction must be in [0, 1], got {self.feed_fraction}.")
+        for name in ("feed_fraction", "unchosen_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
         if self.rationales is not None and not Path(self.rationales).is_file():
             raise FileNotFoundError(f"rationales={self.rationales!r} is not a file (expected a JSONL from distillation).")
 
@@ -137,7 +141,7 @@ class SimulatorDPOConfig(_RunConfig):
 def sft_examples(dataset, tokenizer, config: SimulatorSFTConfig) -> tuple[list[dict[str, str]], dict[str, int]]:
     """The seeded SFT examples of a run (exactly ``config.n_examples``, fewer if the data runs out) and their counts by kind."""
     from simulators.llm.prompts import ChatFormat, SceneBuilder
-    from simulators.training.examples import choice_example, feed_examples
+    from simulators.training.examples import choice_example, feed_examples, unchosen_example
     from simulators.training.labels import DataLabeller
     from simulators.training.scenes import choice_scenes, feed_scenes
 
@@ -146,10 +150,17 @@ def sft_examples(dataset, tokenizer, config: SimulatorSFTConfig) -> tuple[list[d
     rationale_rows = _read_jsonl(config.rationales) if config.rationales else []
     need = config.n_examples - min(len(rationale_rows), config.n_examples // 2)
     n_feed = int(round(need * config.feed_fraction))
+    n_unchosen = int(round(n_feed * config.unchosen_fraction))
+    n_feed -= n_unchosen
     choice = choice_scenes(dataset, "train", config.scenes)
-    picked = [choice[i] for i in rng.permutation(len(choice))[: need - n_feed]]
+    order = rng.permutation(len(choice))
+    picked = [choice[i] for i in order[: need - n_feed - n_unchosen]]
     examples = [choice_example(builder, s) for s in picked]
     counts = {"choice": len(examples)}
+    if n_unchosen:  # other scenes than the choice examples', one passed-over option each
+        rest = [choice[i] for i in order[len(picked) :]][:n_unchosen]
+        examples += [unchosen_example(builder, s, int(rng.choice([j for j in range(len(s.options)) if j != s.target]))) for s in rest]
+        counts["unchosen"] = len(rest)
     if n_feed:
         feed = feed_scenes(dataset, "train", config.scenes)
         order = rng.permutation(len(feed))[: -(-n_feed // config.scenes.feed_items)]
@@ -183,10 +194,33 @@ def _read_jsonl(path: str) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------ training
+def _bound_cpu_heap() -> bool:
+    """glibc only: serve allocations >= 8 MB by mmap so freed activations go back to the OS.
+
+    With the default dynamic threshold, CPU training on batches of varying length grew to 22 GB in
+    9 steps here (killed by the OOM killer); with this setting it stays near 9 GB at the same speed
+    (a 64 KB threshold also bounds it but made steps ~40% slower). Same as ``MALLOC_MMAP_THRESHOLD_=8388608``.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, 8 << 20)) and bool(libc.mallopt(m_trim_threshold, 128 << 20))
+    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
+        return False
+
+
 def _model_and_peft(config: _RunConfig):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if not torch.cuda.is_available():
+        _bound_cpu_heap()
     path = resolve_model_dir(config.model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)

@@ -53,6 +53,20 @@ def test_sft_examples_are_seeded_and_mixed(ml100k, tokenizer):
     assert sum(e["prompt"].endswith("Judge: [") for e in a) == 4
 
 
+def test_unchosen_options_become_skipped_feed_items(ml100k, tokenizer, builder):
+    from simulators.training.examples import unchosen_example
+
+    cfg = SimulatorSFTConfig(max_steps=2, batch_size=5, feed_fraction=0.8, unchosen_fraction=0.5)
+    rows, counts = sft_examples(ml100k, tokenizer, cfg)
+    assert counts == {"choice": 2, "unchosen": 4, "feed": 4}
+    scene = choice_scenes(ml100k, "train", SceneConfig(per_user=1))[0]
+    other = (scene.target + 1) % len(scene.options)
+    ex = unchosen_example(builder, scene, other)
+    assert ex["completion"] == "B]" and ex["prompt"].endswith(builder.feed_branch(int(scene.options[other])))
+    with pytest.raises(ValueError, match="real choice"):
+        unchosen_example(builder, scene, scene.target)
+
+
 def test_config_errors_say_what_to_do(tmp_path):
     with pytest.raises(ValueError, match="max_steps must be >= 1"):
         SimulatorSFTConfig(max_steps=0)
