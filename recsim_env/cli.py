@@ -133,7 +133,7 @@ def cmd_train_simulator(args: argparse.Namespace) -> int:
         if args.stage == "sft":
             config = config_from_args(SimulatorSFTConfig, {
                 **shared, "feed_fraction": args.feed_fraction, "rationales": args.rationales,
-                "unchosen_fraction": args.unchosen_fraction,
+                "unchosen_fraction": args.unchosen_fraction, "label_teacher": args.label_teacher,
                 "scenes": SceneConfig(seed=args.seed),
             })
             out = train_sft(config)
@@ -235,6 +235,7 @@ def _add_train_simulator(sub) -> None:
     p.add_argument("--history-in-prompt", type=int, default=None)
     p.add_argument("--feed-fraction", type=float, default=None, help="sft: share of feed-item examples")
     p.add_argument("--rationales", default=None, help="sft: JSONL of distilled decision processes to mix in")
+    p.add_argument("--label-teacher", default=None, help="sft: teacher LLM for skip reasons, <model>[+<adapter dir>]")
     p.add_argument("--unchosen-fraction", type=float, default=None,
                    help="sft: share of feed examples that are passed-over exposure options, shown as skips")
     p.add_argument("--pairs", default=None, help="dpo: JSONL of prompt/chosen/rejected rows (recsim distill)")

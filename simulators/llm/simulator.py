@@ -339,13 +339,16 @@ class LLMUserSimulator:
             else:
                 row.reason_text[j] = reason
 
-    def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
-        """Greedy generation for a batch of full prompts (left-padded), in chunks of batch_size."""
+    def generate(self, prompts: Sequence[str], max_new_tokens: int, samples: int = 0, temperature: float = 1.0) -> list[str]:
+        """Generation for full prompts (left-padded batches): greedy, one text per prompt; or with
+        ``samples > 0``, that many sampled texts per prompt (``temperature``; seed torch for reproducibility),
+        prompt by prompt in order."""
         import torch
 
         tok = self.tokenizer
         out: list[str] = []
-        bs = self.config.batch_size
+        n = max(samples, 1)
+        bs = max(1, self.config.batch_size // n)
         for start in range(0, len(prompts), bs):
             enc = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts[start : start + bs]]
             width = max(map(len, enc))
@@ -357,7 +360,8 @@ class LLMUserSimulator:
             with torch.inference_mode():
                 gen = self.model.generate(
                     input_ids=ids.to(self.scorer.device), attention_mask=mask.to(self.scorer.device),
-                    max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
+                    max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, num_return_sequences=n,
+                    **({"do_sample": True, "temperature": temperature} if samples else {"do_sample": False}),
                 )
             out += tok.batch_decode(gen[:, width:], skip_special_tokens=True)
         return out

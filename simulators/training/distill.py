@@ -128,31 +128,13 @@ def select(scenes: Sequence[SceneRationales], keep_fraction: float) -> tuple[lis
 
 
 # ------------------------------------------------------------------------------------ with models
-def _sample(simulator, prompts: Sequence[str], n: int, config: DistillConfig) -> list[list[str]]:
-    """``n`` sampled continuations per prompt (left-padded batches, seeded)."""
+def _sample(simulator, prompt: str, config: DistillConfig) -> list[str]:
+    """``n_rationales`` sampled decision processes, each cut before any behaviour it wrote itself."""
     import torch
 
-    tok, model = simulator.tokenizer, simulator.model
     torch.manual_seed(config.seed)
-    out = []
-    bs = max(1, simulator.config.batch_size // n)
-    for start in range(0, len(prompts), bs):
-        enc = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts[start : start + bs]]
-        width = max(map(len, enc))
-        ids = torch.full((len(enc), width), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, e in enumerate(enc):
-            ids[i, width - len(e) :] = torch.tensor(e)
-            mask[i, width - len(e) :] = 1
-        with torch.inference_mode():
-            gen = model.generate(
-                input_ids=ids.to(simulator.scorer.device), attention_mask=mask.to(simulator.scorer.device),
-                max_new_tokens=config.max_new_tokens, do_sample=True, temperature=config.temperature,
-                num_return_sequences=n, pad_token_id=tok.pad_token_id,
-            )
-        texts = tok.batch_decode(gen[:, width:], skip_special_tokens=True)
-        out += [[t.split(PAGE_PREFIX)[0].strip() for t in texts[i * n : (i + 1) * n]] for i in range(len(enc))]
-    return out
+    texts = simulator.generate([prompt], config.max_new_tokens, samples=config.n_rationales, temperature=config.temperature)
+    return [t.split(PAGE_PREFIX)[0].strip() for t in texts]
 
 
 def _predict(predictor, scene: ChoiceScene, question: str, rationales: Sequence[str]) -> list[np.ndarray]:
@@ -178,8 +160,8 @@ def distill(scenes: Sequence[ChoiceScene], teacher, student, predictor, config: 
         prompt, _ = decision_prompt(predictor.scenes, scene)
         head = predictor.scenes.system() + predictor.scenes.context(scene.request)
         question = prompt[len(head):]
-        t_texts = _sample(teacher, [decision_prompt(teacher.scenes, scene)[0]], config.n_rationales, config)[0]
-        s_texts = _sample(student, [decision_prompt(student.scenes, scene)[0]], config.n_rationales, config)[0]
+        t_texts = _sample(teacher, decision_prompt(teacher.scenes, scene)[0], config)
+        s_texts = _sample(student, decision_prompt(student.scenes, scene)[0], config)
         dists = _predict(predictor, scene, question, t_texts + s_texts)
         k = config.n_rationales
         results.append(SceneRationales(

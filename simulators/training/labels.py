@@ -1,6 +1,7 @@
 """Reason labels for negative feedback (fast skips), in the G-UBS taxonomy.
 
-Without a teacher LLM, labels come from a data-derived labeller whose rules are checked in order:
+With a teacher LLM configured, :class:`TeacherLabeller` asks it (see there). Without one, labels
+come from a data-derived labeller whose rules are checked in order:
 
 1. **content-driven** — the item is poorly received overall: its fast-skip rate among train users
    (the labelled user left out) is in the top ``poor_quantile`` of items with at least
@@ -27,7 +28,7 @@ from recsim_env.data import Dataset
 from recsim_env.features import item_features, taste_profiles
 from simulators.training.scenes import FeedScene, SceneConfig, feed_scenes
 
-__all__ = ["DataLabeller", "LabelConfig", "ReasonLabel"]
+__all__ = ["DataLabeller", "LabelConfig", "ReasonLabel", "TeacherLabeller", "labeller"]
 
 CLASSES = ("content-driven", "algorithm-driven", "user-driven")
 
@@ -119,6 +120,34 @@ class DataLabeller:
                     row.append(ReasonLabel("user-driven", f"rule 3: well received (skip rate {rate:.2f}) and fits ({fit:.2f})"))
             out.append(row)
         return out
+
+
+class TeacherLabeller:
+    """Labels skips with a teacher LLM: the reason class it gives most probability when asked why the
+    user skipped (``LLMUserSimulator.reason_probs``: the judge answer forced to "skip"). Any model the
+    user configures: a larger one where available, or a trained simulator. The provenance names the
+    model and the probability; the teacher must use the G-UBS classes (its configured taxonomy)."""
+
+    def __init__(self, teacher) -> None:
+        names = tuple(c.name for c in teacher.scenes.taxonomy) if teacher.dataset is not None else ()
+        if names != CLASSES:
+            raise ValueError(f"The teacher must be bound to a dataset and use the classes {CLASSES}; it has {names or 'no dataset'}.")
+        self.teacher = teacher
+
+    def label(self, scenes: Sequence[FeedScene]) -> list[list[ReasonLabel | None]]:
+        """One label per shown item: a :class:`ReasonLabel` where the real reaction was a fast skip, else None."""
+        probs = self.teacher.reason_probs([s.request for s in scenes])
+        who = f"teacher {self.teacher!r}"
+        return [
+            [ReasonLabel(CLASSES[int(np.argmax(p[k]))], f"{who}: p={p[k].max():.2f} of {len(CLASSES)} classes") if skip else None
+             for k, skip in enumerate(s.skipped)]
+            for s, p in zip(scenes, probs)
+        ]
+
+
+def labeller(dataset: Dataset, teacher=None, config: LabelConfig | None = None):
+    """The teacher-LLM labeller when a teacher is configured, else the data-derived one."""
+    return TeacherLabeller(teacher.bind(dataset)) if teacher is not None else DataLabeller(dataset, config)
 
 
 @functools.lru_cache(maxsize=4)

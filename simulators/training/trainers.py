@@ -95,6 +95,8 @@ class SimulatorSFTConfig(_RunConfig):
     scenes: how train scenes are built (:class:`~simulators.training.scenes.SceneConfig`).
     feed_fraction: share of feed-item examples among the examples (the rest are choice scenes).
     rationales: a JSONL of distilled decision processes (``prompt``/``completion`` rows) mixed in, or None.
+    label_teacher: a teacher LLM for the skip reasons, as ``"<model>"`` or ``"<model>+<adapter dir>"``
+        (:class:`~simulators.training.labels.TeacherLabeller`); None: the data-derived labeller.
     unchosen_fraction: share of the feed examples that are exposure options the user passed over, shown as
         skipped feed items (an assumption: MovieLens logs no impressions; see ``examples.unchosen_example``).
     """
@@ -104,6 +106,7 @@ class SimulatorSFTConfig(_RunConfig):
     feed_fraction: float = 0.5
     rationales: str | None = None
     unchosen_fraction: float = 0.0
+    label_teacher: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -142,7 +145,7 @@ def sft_examples(dataset, tokenizer, config: SimulatorSFTConfig) -> tuple[list[d
     """The seeded SFT examples of a run (exactly ``config.n_examples``, fewer if the data runs out) and their counts by kind."""
     from simulators.llm.prompts import ChatFormat, SceneBuilder
     from simulators.training.examples import choice_example, feed_examples, unchosen_example
-    from simulators.training.labels import DataLabeller
+    from simulators.training.labels import labeller
     from simulators.training.scenes import choice_scenes, feed_scenes
 
     rng = np.random.default_rng(config.seed)
@@ -165,7 +168,13 @@ def sft_examples(dataset, tokenizer, config: SimulatorSFTConfig) -> tuple[list[d
         feed = feed_scenes(dataset, "train", config.scenes)
         order = rng.permutation(len(feed))[: -(-n_feed // config.scenes.feed_items)]
         chosen = [feed[i] for i in order]
-        labels = DataLabeller(dataset).label(chosen)
+        teacher = None
+        if config.label_teacher:
+            from simulators.llm import LLMUserSimulator
+
+            model, _, adapter = config.label_teacher.partition("+")
+            teacher = LLMUserSimulator(model=model, adapter=adapter or None)
+        labels = labeller(dataset, teacher).label(chosen)
         rows = [ex for s, lab in zip(chosen, labels) for ex in feed_examples(builder, s, lab)][:n_feed]
         examples += rows
         counts["feed"] = len(rows)

@@ -54,3 +54,23 @@ def test_the_labelled_user_is_left_out_of_the_item_statistics(ml100k):
 def test_label_config_errors():
     with pytest.raises(ValueError, match="poor_quantile must be in"):
         LabelConfig(poor_quantile=1.5)
+
+
+def test_teacher_llm_labels_skips_with_provenance(ml100k, tiny_llm):
+    from simulators.llm import LLMUserSimulator
+    from simulators.training.labels import TeacherLabeller, labeller
+
+    teacher = LLMUserSimulator(model=tiny_llm, dtype="float32", min_option_mass=0.0)
+    lab = labeller(ml100k, teacher=teacher)
+    assert isinstance(lab, TeacherLabeller) and isinstance(labeller(ml100k), DataLabeller)
+    scenes = [s for s in feed_scenes(ml100k, "train", SceneConfig(per_user=1)) if s.skipped.any()][:3]
+    labels = lab.label(scenes)
+    probs = teacher.reason_probs([s.request for s in scenes])
+    for s, row, p in zip(scenes, labels, probs):
+        assert [x is not None for x in row] == s.skipped.tolist()
+        for k, x in enumerate(row):
+            if x is not None:
+                assert x.index == int(np.argmax(p[k])) and x.provenance.startswith("teacher LLMUserSimulator(")
+    other = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, taxonomy=(("boring", "dull"), ("late", "no time")))
+    with pytest.raises(ValueError, match="must be bound to a dataset and use the classes"):
+        TeacherLabeller(other)
