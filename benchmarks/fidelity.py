@@ -326,25 +326,33 @@ def evaluate(dataset: Dataset, contenders: Sequence[Contender], config: Fidelity
     skips = np.concatenate([s.skipped for s in sc.feed])
     reason_truth = [(i, k, lab.index) for i, row in enumerate(sc.labels) for k, lab in enumerate(row) if lab is not None]
     results: dict = {"config": dataclasses.asdict(config), "rows": {}}
-    for c in tqdm(contenders, desc="fidelity", disable=not progress):
+    for c in contenders:
         row: dict = {}
+        steps = tqdm(total=2 * len(sc.choice) * (c.choice is not None) + 2 * (c.skip is not None) + (c.reasons is not None),
+                     desc=f"fidelity: {c.name}", disable=not progress)
         if c.choice is not None:
             for neg, scenes in sc.choice.items():
                 targets = np.array([s.target for s in scenes])
                 m = choice_metrics(c.choice(scenes), targets)
+                steps.update()
                 swapped = reversed_scenes(scenes)
                 m["swap_accuracy"] = choice_metrics(c.choice(swapped), np.array([s.target for s in swapped]))["accuracy"]
+                steps.update()
                 row[f"choice_{neg}"] = m
         if c.skip is not None:
             reqs, truth = sc.like
             p = np.concatenate(c.skip(reqs))
             row["like"] = binary_metrics(p < 0.5, np.concatenate(truth))
+            steps.update()
             p = np.concatenate(c.skip([s.request for s in sc.feed]))
             row["judge"] = binary_metrics(p >= 0.5, skips)
+            steps.update()
         if c.reasons is not None and reason_truth:
             dists = c.reasons([s.request for s in sc.feed])
             pred = np.array([int(np.argmax(dists[i][k])) for i, k, _ in reason_truth])
             row["reason"] = class_metrics(pred, np.array([t for _, _, t in reason_truth]), dists[0].shape[1])
+            steps.update()
+        steps.close()
         results["rows"][c.name] = row
     return results
 

@@ -7,7 +7,8 @@
 * any local directory with a transformers checkpoint;
 * any Hugging Face model id (needs a hub, which these machines do not have).
 
-An adapter directory (PEFT/LoRA) is applied on top with ``peft``.
+An adapter (PEFT/LoRA directory, or the name of one shipped in ``simulators/llm/adapters/``) is applied on
+top with ``peft`` and merged into the weights.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from recsim_env.data import cache_dir
 
 __all__ = [
     "DEFAULT_MODEL", "ModelNotFoundError", "cache_dir", "compile_elementwise", "load_model", "load_tokenizer",
-    "resolve_model_dir",
+    "resolve_adapter_dir", "resolve_model_dir",
 ]
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -83,6 +84,23 @@ def resolve_model_dir(name: str = DEFAULT_MODEL) -> str:
     )
 
 
+ADAPTERS = Path(__file__).parent / "adapters"  # adapters trained by this repository's pipeline, with their cards
+
+
+def resolve_adapter_dir(adapter: str) -> str:
+    """A PEFT adapter directory, or the name of one shipped in ``simulators/llm/adapters/``."""
+    path = Path(adapter).expanduser()
+    if not path.is_dir() and (ADAPTERS / adapter).is_dir():
+        path = ADAPTERS / adapter
+    if not (path / "adapter_config.json").is_file():
+        shipped = sorted(p.name for p in ADAPTERS.glob("*") if (p / "adapter_config.json").is_file())
+        raise ModelNotFoundError(
+            f"adapter={adapter!r} is not a directory holding a PEFT adapter (adapter_config.json) nor one of the "
+            f"shipped adapters {shipped}."
+        )
+    return str(path)
+
+
 def load_tokenizer(name: str = DEFAULT_MODEL):
     from transformers import AutoTokenizer
 
@@ -100,11 +118,10 @@ def load_model(name: str = DEFAULT_MODEL, adapter: str | None = None, dtype: str
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
     if adapter is not None:
-        if not Path(adapter).is_dir():
-            raise ModelNotFoundError(f"adapter={adapter!r} is not a directory holding a PEFT adapter.")
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter)
+        # merged into the weights: inference then costs what the base model costs
+        model = PeftModel.from_pretrained(model, resolve_adapter_dir(adapter)).merge_and_unload()
     model.eval()
     return model, tokenizer
 

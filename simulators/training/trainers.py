@@ -33,7 +33,7 @@ import numpy as np
 from simulators.llm.models import DEFAULT_MODEL, resolve_model_dir
 from simulators.training.scenes import SceneConfig
 
-__all__ = ["SimulatorDPOConfig", "SimulatorSFTConfig", "sft_examples", "train_dpo", "train_sft"]
+__all__ = ["SimulatorDPOConfig", "SimulatorSFTConfig", "export_adapter", "sft_examples", "train_dpo", "train_sft", "write_card"]
 
 LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -297,6 +297,27 @@ def write_card(out: Path, card: dict) -> None:
     if "fidelity" in card:
         lines += ["", "## Fidelity (held-out test users; `recsim eval-simulator`)", "", card["fidelity"]]
     (out / "TRAINING_CARD.md").write_text("\n".join(lines) + "\n")
+
+
+def export_adapter(src: str | Path, dst: str | Path, dtype: str = "bfloat16") -> Path:
+    """Copy what a user of a trained adapter needs (weights cast to ``dtype``, adapter config, training card)
+    to ``dst``: small enough to commit (LoRA r=16 on SmolLM2-135M: ~10 MB in bf16), no checkpoints/tokenizer."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    src, dst = Path(src), Path(dst)
+    if not (src / "adapter_config.json").is_file() or not (src / "training_card.json").is_file():
+        raise FileNotFoundError(f"{src} holds no adapter_config.json or training_card.json: not an adapter trained here.")
+    dst.mkdir(parents=True, exist_ok=True)
+    weights = load_file(str(src / "adapter_model.safetensors"))
+    save_file({k: v.to(getattr(torch, dtype)).contiguous() for k, v in weights.items()}, str(dst / "adapter_model.safetensors"))
+    shutil.copy(src / "adapter_config.json", dst / "adapter_config.json")
+    card = json.loads((src / "training_card.json").read_text())
+    card["exported"] = {"from": str(src), "dtype": dtype}
+    write_card(dst, card)
+    return dst
 
 
 def _jsonable(x):

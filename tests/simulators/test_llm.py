@@ -8,7 +8,7 @@ import recsim_env
 from recsim_env import RecSimEnv
 from simulators.base import SimulationRequest
 from simulators.llm import LLMOutputError, LLMUserSimulator
-from simulators.llm.models import ModelNotFoundError, resolve_model_dir
+from simulators.llm.models import ModelNotFoundError, resolve_adapter_dir, resolve_model_dir
 from simulators.llm.prompts import ChatFormat, SceneBuilder
 from simulators.llm.scoring import option_token_ids
 
@@ -192,6 +192,17 @@ def test_adapter_is_applied(tiny_llm, tmp_path, ml100k):
     tuned = LLMUserSimulator(model=tiny_llm, adapter=str(tmp_path / "adapter"), dtype="float32", dataset=ml100k, **OK_MASS)
     out = tuned.respond(reqs, [np.random.default_rng(0)] * 2)
     assert not np.allclose(plain[0].choice_probs, out[0].choice_probs)
+    # the adapter is merged into the weights for inference: same logits as the unmerged PEFT model
+    import torch
+    from peft import PeftModel
+
+    from simulators.llm.models import load_model
+
+    merged, _ = load_model(tiny_llm, adapter=str(tmp_path / "adapter"), dtype="float32")
+    unmerged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llm), tmp_path / "adapter").eval()
+    ids = torch.arange(5, 40)[None]
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, unmerged(ids).logits, atol=1e-5, rtol=1e-4)
 
 
 def test_compiled_model_gives_the_same_answers(ml100k, tiny_llm):
@@ -226,6 +237,8 @@ def test_model_resolution_errors(tmp_path):
         resolve_model_dir("no-such-model")
     with pytest.raises(ModelNotFoundError, match="has no config.json"):
         resolve_model_dir(str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match="nor one of the shipped adapters"):
+        resolve_adapter_dir(str(tmp_path))
     with pytest.raises(TypeError, match=r"Unknown LLMUserSimulator option\(s\) \['explainn'\]"):
         LLMUserSimulator(model=str(tmp_path), explainn="always")
 

@@ -113,6 +113,20 @@ def test_sft_two_steps_change_the_adapter_write_a_card_and_resume(sft_adapter, t
     assert not np.allclose(p_tuned, p_base)
 
 
+def test_export_keeps_what_a_user_needs(sft_adapter, tmp_path, tiny_llm, ml100k):
+    from simulators.training.trainers import export_adapter
+
+    out = export_adapter(sft_adapter, tmp_path / "exported")
+    assert sorted(p.name for p in out.iterdir()) == ["TRAINING_CARD.md", "adapter_config.json", "adapter_model.safetensors", "training_card.json"]
+    from safetensors.torch import load_file
+
+    assert {str(v.dtype) for v in load_file(str(out / "adapter_model.safetensors")).values()} == {"torch.bfloat16"}
+    assert json.loads((out / "training_card.json").read_text())["exported"]["dtype"] == "bfloat16"
+    LLMUserSimulator(model=tiny_llm, adapter=str(out), dtype="float32", dataset=ml100k, min_option_mass=0.0)
+    with pytest.raises(FileNotFoundError, match="not an adapter trained here"):
+        export_adapter(tmp_path, tmp_path / "x")
+
+
 def test_dpo_two_steps_change_the_starting_adapter(sft_adapter, tiny_llm, tmp_path):
     pairs = tmp_path / "pairs.jsonl"
     rows = [{"prompt": f"User {i} sees [A] Heat [B] Babe. Behavior: [", "chosen": "A]", "rejected": "B]"} for i in range(4)]
