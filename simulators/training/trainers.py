@@ -274,7 +274,7 @@ def _run(trainer, config: _RunConfig, kind: str, data_counts: dict[str, int], st
         "train_runtime_s": round(float(result.metrics.get("train_runtime", float("nan"))), 1),
         "final_loss": losses[-1][1] if losses else None,
         "first_loss": losses[0][1] if losses else None, "loss_curve": losses,
-        "config": _jsonable(asdict(config)),
+        "config": asdict(config),  # json writes its tuples as lists
     }
     write_card(out, card)
     return out
@@ -318,14 +318,6 @@ def export_adapter(src: str | Path, dst: str | Path, dtype: str = "bfloat16") ->
     card["exported"] = {"from": str(src), "dtype": dtype}
     write_card(dst, card)
     return dst
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    return x
 
 
 def train_sft(config: SimulatorSFTConfig, examples: Sequence[dict[str, str]] | None = None) -> Path:
