@@ -276,8 +276,18 @@ def _run(trainer, config: _RunConfig, kind: str, data_counts: dict[str, int], st
         "first_loss": losses[0][1] if losses else None, "loss_curve": losses,
         "config": asdict(config),  # json writes its tuples as lists
     }
-    write_card(out, card)
+    write_card(out, with_init_card(card))
     return out
+
+
+def with_init_card(card: dict) -> dict:
+    """``card`` plus ``init_card``: the facts of the adapter it started from (its own chain included, loss
+    curve and fidelity table left out), so a card tells the whole recipe of a multi-stage adapter."""
+    init = card.get("config", {}).get("init_adapter")
+    if init and "init_card" not in card and (Path(init) / "training_card.json").is_file():
+        parent = json.loads((Path(init) / "training_card.json").read_text())
+        card = {**card, "init_card": {k: v for k, v in parent.items() if k not in ("loss_curve", "fidelity")}}
+    return card
 
 
 def write_card(out: Path, card: dict) -> None:
@@ -294,6 +304,15 @@ def write_card(out: Path, card: dict) -> None:
         f"- time: {card['train_runtime_s']} s of training in the last run (resumed from {card['resumed_from']})",
         f"- loss: first logged {card['first_loss']}, last logged {card['final_loss']}",
     ]
+    parent = card.get("init_card")
+    while parent:  # the stages this adapter started from, newest first
+        pcfg = parent.get("config", {})
+        lines.append(f"- started from `{cfg.get('init_adapter')}`: {parent['kind'].upper()} of {parent['steps']} steps x batch "
+                     f"{pcfg.get('batch_size')} x accumulation {pcfg.get('grad_accum')} on "
+                     f"{', '.join(f'{v} {k}' for k, v in parent['data'].items())} examples; loss {parent['first_loss']} -> {parent['final_loss']}")
+        cfg, parent = pcfg, parent.get("init_card")
+    if card.get("notes"):
+        lines += ["", "## Notes", "", *[f"- {n}" for n in card["notes"]]]
     if "fidelity" in card:
         lines += ["", "## Fidelity (held-out test users; `recsim eval-simulator`)", "", card["fidelity"]]
     (out / "TRAINING_CARD.md").write_text("\n".join(lines) + "\n")
@@ -316,7 +335,7 @@ def export_adapter(src: str | Path, dst: str | Path, dtype: str = "bfloat16") ->
     shutil.copy(src / "adapter_config.json", dst / "adapter_config.json")
     card = json.loads((src / "training_card.json").read_text())
     card["exported"] = {"from": str(src), "dtype": dtype}
-    write_card(dst, card)
+    write_card(dst, with_init_card(card))
     return dst
 
 

@@ -139,7 +139,12 @@ def test_dpo_two_steps_change_the_starting_adapter(sft_adapter, tiny_llm, tmp_pa
     before, after = _lora_b(sft_adapter), _lora_b(out)
     assert before.keys() == after.keys()
     assert any(not np.allclose(before[k], after[k]) for k in before)
-    assert json.loads((out / "training_card.json").read_text())["data"] == {"pairs": 4}
+    card = json.loads((out / "training_card.json").read_text())
+    assert card["data"] == {"pairs": 4}
+    # the card carries the stage it started from (the SFT run), and says so in the readable card
+    assert card["init_card"]["kind"] == "sft" and card["init_card"]["data"] == json.loads((sft_adapter / "training_card.json").read_text())["data"]
+    assert "loss_curve" not in card["init_card"]
+    assert f"started from `{sft_adapter}`: SFT of {card['init_card']['steps']} steps" in (out / "TRAINING_CARD.md").read_text()
 
 
 def test_cli_train_simulator_explains_bad_input(tmp_path):
