@@ -189,6 +189,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
     write_rows(pairs, out / "pairs.jsonl")
     (out / "distill.json").write_text(json.dumps({"counts": counts, "command": "recsim " + " ".join(sys.argv[1:])}, indent=2) + "\n")
     print(f"{counts}; wrote {out}/rationales.jsonl (SFT: --rationales) and {out}/pairs.jsonl (DPO: --pairs)")
+    if counts["teacher_not_a_process"] > config.n_rationales * len(scenes) / 2:
+        print(f"warning: {counts['teacher_not_a_process']} of {config.n_rationales * len(scenes)} teacher rationales are bare answers, "
+              "not decision processes: this teacher does not think first (an SFT adapter trained on direct answers "
+              "often does this). Use a base/instruct model as --teacher, or an adapter trained with --rationales.", file=sys.stderr)
     return 0
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from simulators.llm import LLMUserSimulator
-from simulators.training.distill import DistillConfig, Rationale, SceneRationales, distill, entropy, select
+from simulators.training.distill import DistillConfig, Rationale, SceneRationales, distill, entropy, is_decision_process, select
 from simulators.training.scenes import SceneConfig, choice_scenes
 
 
@@ -26,7 +26,7 @@ def test_select_ranks_filters_and_pairs_as_specified():
     assert a.difficulty == pytest.approx((h([.1, .8, .1]) + h([.34, .33, .33])) / 2 - (h([.9, .05, .05]) + h([.5, .4, .1])) / 2)
     assert d.difficulty > a.difficulty > 0 > c.difficulty  # D hardest for the student, C easiest
     sft, dpo, counts = select([a, b, c, d], keep_fraction=0.5)
-    assert counts == {"scenes": 4, "reachable": 3, "kept": 2, "pairs": 2}  # B dropped; ceil(0.5 * 3) = 2 kept: D, A
+    assert counts == {"scenes": 4, "reachable": 3, "kept": 2, "pairs": 2, "teacher_not_a_process": 8}  # B dropped; ceil(0.5 * 3) = 2 kept: D, A
     assert [r["prompt"] for r in sft] == ["D", "A"]
     assert sft[0]["completion"] == " d-t2\nBehavior: [B]"  # lowest-entropy teacher rationale reaching the real option
     assert dpo[0]["chosen"] == " d-t2\nBehavior: [B]" and dpo[0]["rejected"] == " d-s1\nBehavior: [A]"
@@ -34,6 +34,13 @@ def test_select_ranks_filters_and_pairs_as_specified():
     assert dpo[1]["chosen"] == " a-t1\nBehavior: [A]" and dpo[1]["rejected"] == " a-s1\nBehavior: [B]"
     sft, dpo, counts = select([c], keep_fraction=1.0)
     assert len(sft) == 1 and dpo == [] and counts["pairs"] == 0  # nobody wrong: an SFT row, no pair
+
+
+def test_bare_answers_are_not_decision_processes():
+    assert not is_decision_process("[A] Rating: [B]")  # what the direct-answer SFT adapter wrote as a teacher
+    assert is_decision_process("Stimulus: a thriller. Knowledge: I rated thrillers 5/5. Evaluation: [A] fits.")
+    s = SceneRationales("P", 0, [R("[A] Rating: [B]", .9, .1), R("Stimulus: a thriller I would watch tonight", .8, .2)], [R("x", .5, .5)])
+    assert select([s], 1.0)[2]["teacher_not_a_process"] == 1
 
 
 def test_config_is_checked():
