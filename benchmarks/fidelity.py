@@ -419,8 +419,8 @@ def plot_results(results: dict, path: Path) -> None:
 
 
 def contenders_for(names: Sequence[str], dataset: Dataset, seed: int = 0, train_reasons: Sequence[int] = ()) -> list[Contender]:
-    """Contenders by name: random, popularity, co-occurrence, fitted, fitted-no-co, llm, llm:<adapter dir>,
-    or a directory holding an adapter (``adapter_config.json``) or full weights (``config.json``)."""
+    """Contenders by name: random, popularity, co-occurrence, fitted, fitted-no-co, llm, llm:<adapter dir or
+    shipped adapter name>, a shipped adapter's name, or a directory holding an adapter (``adapter_config.json``) or full weights (``config.json``)."""
     base = {c.name.split(" ")[0]: c for c in baseline_contenders(dataset, seed, train_reasons)}
     out = []
     for name in names:
@@ -444,7 +444,12 @@ def _llm(name: str, dataset: Dataset) -> tuple[str, UserSimulator]:
     kwargs = dict(dataset=dataset, greedy=True, on_error="raise", min_option_mass=0.0, batch_size=16)
     if spec is None:
         return "LLM (SmolLM2-135M, base)", LLMUserSimulator(**kwargs)
-    path = Path(spec)
+    from simulators.llm.models import ModelNotFoundError, resolve_adapter_dir
+
+    try:  # an adapter directory, or the name of a shipped one
+        path = Path(resolve_adapter_dir(spec))
+    except ModelNotFoundError:
+        path = Path(spec)
     if (path / "adapter_config.json").is_file():
         card = path / "training_card.json"
         kind = json.loads(card.read_text()).get("kind", "adapter").upper() if card.is_file() else "adapter"

@@ -154,8 +154,13 @@ def cmd_eval_simulator(args: argparse.Namespace) -> int:
     config = FidelityConfig(per_user=args.per_user, negatives=tuple(args.negatives.split(",")), feed_per_user=args.feed_per_user)
     out = args.out or f"benchmarks/results/fidelity_{Path(args.simulator.rstrip('/')).name.replace(':', '_')}"
     results = run(names, args.dataset, config, out, "recsim " + " ".join(sys.argv[1:]))
-    card = Path(args.simulator.split(":", 1)[-1]) / "training_card.json"
-    if card.is_file():  # a trained adapter: its card gains the fidelity table
+    from simulators.llm.models import ModelNotFoundError, resolve_adapter_dir
+
+    try:
+        card = Path(resolve_adapter_dir(args.simulator.split(":", 1)[-1])) / "training_card.json"
+    except ModelNotFoundError:  # not an adapter (fitted, llm, a full model)
+        card = None
+    if card is not None and card.is_file():  # a trained adapter: its card gains the fidelity table
         from simulators.training.trainers import write_card
 
         facts = json.loads(card.read_text())

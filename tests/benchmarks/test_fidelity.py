@@ -57,3 +57,13 @@ def test_evaluate_runs_every_protocol_on_shared_scenes(ml100k, tiny_llm):
     assert rows["fitted"]["like"]["n"] == rows["tiny llm"]["like"]["n"] == rows["random"]["like"]["n"]
     text = format_results(res, "ml-100k", "cmd")
     assert "| tiny llm |" in text and "Agent4Rec" in text and "position-swap" in text
+
+
+def test_shipped_adapters_are_found_by_name(ml100k):
+    from benchmarks.fidelity import _llm
+
+    for name in ("smollm2-135m-ml100k-sft", "llm:smollm2-135m-ml100k-sft"):
+        label, sim = _llm(name, ml100k)
+        assert label == "LLM +SFT (smollm2-135m-ml100k-sft)" and isinstance(sim, LLMUserSimulator)
+    with pytest.raises(SystemExit, match="Unknown simulator 'no-such-adapter'"):
+        _llm("no-such-adapter", ml100k)
