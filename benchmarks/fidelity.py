@@ -40,7 +40,7 @@ import numpy as np
 
 from recsim_env.data import Dataset, load_dataset
 from recsim_env.features import item_features
-from simulators.base import SimulationRequest, UserSimulator, stack_memory
+from simulators.base import SimulationRequest, UserSimulator, choice_distributions, stack_memory
 from simulators.training.scenes import ChoiceScene, FeedScene, SceneConfig
 from simulators.training.scenes import choice_scenes as exposure_scenes
 
@@ -165,15 +165,7 @@ def simulator_scorer(simulator: UserSimulator, batch_size: int = 256) -> Scorer:
     """Distribution over the options from a simulator's page-mode answer, 'none' removed."""
 
     def score(scenes: Sequence[ChoiceScene]) -> np.ndarray:
-        out = []
-        for start in range(0, len(scenes), batch_size):
-            chunk = [s.request for s in scenes[start : start + batch_size]]
-            for resp in simulator.respond(chunk, [np.random.default_rng(0) for _ in chunk]):
-                if resp.choice_probs is None:
-                    raise ValueError("The simulator gave no choice_probs in page mode; it cannot be scored.")
-                p = np.asarray(resp.choice_probs[: len(chunk[0].slate)], dtype=np.float64)
-                out.append(p / p.sum())
-        return np.array(out)
+        return np.array(choice_distributions(simulator, [s.request for s in scenes], batch_size))
 
     return score
 
@@ -357,16 +349,21 @@ def evaluate(dataset: Dataset, contenders: Sequence[Contender], config: Fidelity
     return results
 
 
-def format_results(results: dict, dataset: str, command: str) -> str:
+def format_results(results: dict, dataset: str, commands: str | Sequence[str]) -> str:
     """Markdown: one table per protocol, the published anchors below."""
     rows = results["rows"]
     cfg = results["config"]
+    commands = [commands] if isinstance(commands, str) else list(commands)
 
     def cell(row, proto, key):
         m = row.get(proto)
         return f"{m[key]:.3f}" if m is not None else "-"
 
-    lines = [f"# Simulator fidelity on held-out {cfg['split']} users ({dataset})", "", f"Command: `{command}`", ""]
+    lines = [f"# Simulator fidelity on held-out {cfg['split']} users ({dataset})", ""]
+    if len(commands) == 1:
+        lines += [f"Command: `{commands[0]}`", ""]
+    else:
+        lines += ["Commands (later ones add rows on the same seeded scenes):", ""] + [f"- `{c}`" for c in commands] + [""]
     for neg in cfg["negatives"]:
         proto = f"choice_{neg}"
         n = next((int(r[proto]["n"]) for r in rows.values() if proto in r), 0)
@@ -451,15 +448,25 @@ def _llm(name: str, dataset: Dataset) -> tuple[str, UserSimulator]:
     except ModelNotFoundError:
         path = Path(spec)
     if (path / "adapter_config.json").is_file():
-        card = path / "training_card.json"
-        kind = json.loads(card.read_text()).get("kind", "adapter").upper() if card.is_file() else "adapter"
-        return f"LLM +{kind} ({path.name})", LLMUserSimulator(adapter=str(path), **kwargs)
+        return f"LLM +{_stages(path)} ({path.name})", LLMUserSimulator(adapter=str(path), **kwargs)
     if (path / "config.json").is_file():
         return f"LLM ({path.name})", LLMUserSimulator(model=str(path), **kwargs)
     raise SystemExit(
         f"Unknown simulator {name!r}: use random, popularity, co-occurrence, fitted, fitted-no-co, llm, "
         "llm:<adapter dir>, or a directory with an adapter (adapter_config.json) or a model (config.json)."
     )
+
+
+def _stages(adapter: Path) -> str:
+    """The training stages of an adapter from its card's ``init_card`` chain, oldest first ("SFT+DPO")."""
+    card_path = adapter / "training_card.json"
+    if not card_path.is_file():
+        return "adapter"
+    card, kinds = json.loads(card_path.read_text()), []
+    while card:
+        kinds.append(str(card.get("kind", "adapter")).upper())
+        card = card.get("init_card")
+    return "+".join(reversed(kinds))
 
 
 def train_reason_labels(dataset: Dataset, seed: int = 0) -> list[int]:
@@ -471,11 +478,34 @@ def train_reason_labels(dataset: Dataset, seed: int = 0) -> list[int]:
     return [lab.index for row in DataLabeller(dataset).label(scenes) for lab in row if lab is not None]
 
 
-def run(names: Sequence[str], dataset_name: str, config: FidelityConfig, out: str | None, command: str) -> dict:
-    """Evaluate the named contenders, print the tables and write ``out.{md,json,png}`` (``out`` without suffix)."""
+def _md_commands(path: Path) -> list[str]:
+    """The command lines of a table written before the JSON kept them."""
+    if not path.is_file():
+        return []
+    return [line.split("`")[1] for line in path.read_text().splitlines()
+            if line.startswith(("Command: `", "- `python", "- `recsim")) and line.count("`") >= 2]
+
+
+def run(names: Sequence[str], dataset_name: str, config: FidelityConfig, out: str | None, command: str,
+        add_to: str | None = None) -> dict:
+    """Evaluate the named contenders, print the tables and write ``out.{md,json,png}`` (``out`` without suffix).
+
+    ``add_to`` (a results path without suffix): evaluate only the new contenders on that run's scenes (its
+    config, checked to match) and write the table with its rows and theirs; every command is listed.
+    """
     ds = load_dataset(dataset_name)
+    commands, previous = [command], {}
+    if add_to:
+        prev = json.loads(Path(add_to).with_suffix(".json").read_text())
+        if prev["config"] != json.loads(json.dumps(dataclasses.asdict(config))):  # as JSON: tuples are lists there
+            raise SystemExit(f"--add-to {add_to}: that table was made with config {prev['config']}, this run has "
+                             f"{dataclasses.asdict(config)}; rows are only comparable on the same scenes (pass the same options).")
+        earlier = prev.get("commands") or _md_commands(Path(add_to).with_suffix(".md"))
+        previous, commands = prev["rows"], earlier + commands
     results = evaluate(ds, contenders_for(names, ds, config.seed, train_reason_labels(ds, config.seed)), config)
-    text = format_results(results, ds.name, command)
+    results["rows"] = {**previous, **results["rows"]}
+    results["commands"] = commands
+    text = format_results(results, ds.name, commands)
     print(text)
     if out:
         base = Path(out)
@@ -498,9 +528,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated contenders (see contenders_for), e.g. random,fitted,llm,llm:runs/sft")
     parser.add_argument("--per-user", type=int, default=FidelityConfig.per_user)
     parser.add_argument("--out", default="benchmarks/results/fidelity", help="output path without suffix")
+    parser.add_argument("--add-to", default=None, help="a results path without suffix: add these rows to that table "
+                        "(same scenes: its config must match this run's)")
     args = parser.parse_args(argv)
     command = "python -m benchmarks.fidelity " + " ".join(argv if argv is not None else sys.argv[1:])
-    run(args.simulators.split(","), args.dataset, FidelityConfig(per_user=args.per_user), args.out, command.strip())
+    run(args.simulators.split(","), args.dataset, FidelityConfig(per_user=args.per_user), args.out, command.strip(), args.add_to)
     return 0
 
 

@@ -153,7 +153,7 @@ def cmd_eval_simulator(args: argparse.Namespace) -> int:
     names = [*args.baselines.split(","), args.simulator] if args.baselines else [args.simulator]
     config = FidelityConfig(per_user=args.per_user, negatives=tuple(args.negatives.split(",")), feed_per_user=args.feed_per_user)
     out = args.out or f"benchmarks/results/fidelity_{Path(args.simulator.rstrip('/')).name.replace(':', '_')}"
-    results = run(names, args.dataset, config, out, "recsim " + " ".join(sys.argv[1:]))
+    results = run(names, args.dataset, config, out, "recsim " + " ".join(sys.argv[1:]), args.add_to)
     from simulators.llm.models import ModelNotFoundError, resolve_adapter_dir
 
     try:
@@ -201,12 +201,43 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pairs(args: argparse.Namespace) -> int:
+    from recsim_env.data import load_dataset
+    from simulators.llm import LLMUserSimulator
+    from simulators.training.distill import write_rows
+    from simulators.training.preferences import PairConfig, behaviour_pairs
+    from simulators.training.scenes import SceneConfig
+
+    try:
+        config = PairConfig(n_pairs=args.n_pairs, feed_fraction=args.feed_fraction, unseen_fraction=args.unseen_fraction,
+                            seed=args.seed, scenes=SceneConfig(seed=args.seed))
+    except ValueError as err:
+        raise SystemExit(f"pairs: {err}") from err
+    ds = load_dataset(args.dataset)
+    model, _, adapter = args.reference.partition("+")
+    reference = LLMUserSimulator(model=model or "smollm2-135m", adapter=adapter or None, dataset=ds, batch_size=8)
+    rows, counts = behaviour_pairs(ds, reference.scenes, config, reference if args.hard_negatives else None)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_rows(rows, out / "pairs.jsonl")
+    (out / "pairs.json").write_text(json.dumps({"counts": counts, "command": args.command_line}, indent=2) + "\n")
+    print(f"{counts}; wrote {out}/pairs.jsonl (DPO: recsim train-simulator dpo --pairs {out}/pairs.jsonl)")
+    return 0
+
+
 def cmd_build_groups(args: argparse.Namespace) -> int:
     from recsim_env.data import load_dataset
     from simulators.groups import GroupConfig, build_groups, write_groups
 
     config = GroupConfig(k=args.k, mode=args.mode, seed=args.seed)
-    groups = build_groups(load_dataset(args.dataset), config)
+    ds = load_dataset(args.dataset)
+    llm = None
+    if args.llm:
+        from simulators.llm import LLMUserSimulator
+
+        model, _, adapter = args.llm.partition("+")
+        llm = LLMUserSimulator(model=model or "smollm2-135m", adapter=adapter or None, dataset=ds)
+    groups = build_groups(ds, config, llm)
     write_groups(groups, args.out, config)
     for g in groups:
         print(f"group {g.group_id}: {g.profile_summary} {g.recommendation_directions}")
@@ -223,6 +254,8 @@ def _add_eval_simulator(sub) -> None:
     p.add_argument("--feed-per-user", type=int, default=2, help="feed scenes per test user")
     p.add_argument("--negatives", default="exposure", help="choice distractors: exposure, uniform, popular (comma-separated)")
     p.add_argument("--out", default=None, help="output path without suffix (default benchmarks/results/fidelity_<name>)")
+    p.add_argument("--add-to", default=None, help="a results path without suffix (e.g. benchmarks/results/fidelity): put this "
+                   "row beside that table's, on its scenes (the options must match the ones it was made with)")
 
 
 def _add_train_simulator(sub) -> None:
@@ -320,15 +353,29 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--n-rationales", type=int, default=4)
     d.add_argument("--keep-fraction", type=float, default=0.5)
     d.add_argument("--seed", type=int, default=0)
+    pr = sub.add_parser("pairs", help="DPO preference pairs from the logs: real answer vs a wrong one (no teacher needed)")
+    pr.add_argument("--out", required=True, help="folder for pairs.jsonl and pairs.json")
+    pr.add_argument("--reference", default="smollm2-135m", help="model[+adapter dir] whose most likely wrong option is rejected "
+                    "(the model DPO starts from, e.g. smollm2-135m+simulators/llm/adapters/smollm2-135m-ml100k-sft)")
+    pr.add_argument("--no-hard-negatives", dest="hard_negatives", action="store_false",
+                    help="draw the rejected option uniformly instead of asking the reference")
+    pr.add_argument("--dataset", default="ml-100k")
+    pr.add_argument("--n-pairs", type=int, default=256)
+    pr.add_argument("--feed-fraction", type=float, default=0.5, help="share of feed-judge pairs")
+    pr.add_argument("--unseen-fraction", type=float, default=0.5, help="share of feed pairs on never-interacted items (skips)")
+    pr.add_argument("--seed", type=int, default=0)
     g = sub.add_parser("build-groups", help="user groups (UGM): summarize, cluster, reflect, profiles -> JSON")
     g.add_argument("--out", required=True, help="JSON file")
     g.add_argument("--dataset", default="ml-100k")
     g.add_argument("--k", type=int, default=20)
     g.add_argument("--mode", default="interest", choices=["interest", "demographics", "both"])
+    g.add_argument("--llm", default=None, help="model[+adapter dir] that writes the group summaries and judges the members "
+                   "(default: both measured from the data)")
     g.add_argument("--seed", type=int, default=0)
     demo = sub.choices["demo"]
     demo.add_argument("--llm-users", type=int, default=3, help="users shown with the LLM simulator (0: skip)")
     args = parser.parse_args(argv)
+    args.command_line = "recsim " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.command == "train-agent":
         return cmd_train_agent(args)
     if args.command == "train-simulator":
@@ -337,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_eval_simulator(args)
     if args.command == "distill":
         return cmd_distill(args)
+    if args.command == "pairs":
+        return cmd_pairs(args)
     if args.command == "build-groups":
         return cmd_build_groups(args)
     if args.command == "demo":

@@ -14,7 +14,7 @@ from typing import Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-__all__ = ["FeedbackMode", "SimulationRequest", "SimulationResponse", "UserSimulator", "stack_memory"]
+__all__ = ["FeedbackMode", "SimulationRequest", "SimulationResponse", "UserSimulator", "choice_distributions", "stack_memory"]
 
 FeedbackMode = Literal["page", "feed"]
 
@@ -119,3 +119,17 @@ class UserSimulator(Protocol):
         self, requests: Sequence[SimulationRequest], rngs: Sequence[np.random.Generator]
     ) -> list[SimulationResponse]:
         ...
+
+
+def choice_distributions(simulator: UserSimulator, requests: Sequence[SimulationRequest], batch_size: int = 256) -> list[np.ndarray]:
+    """Each page request's distribution over its slate items ('none' removed, renormalised), for scoring
+    a simulator against known choices; rngs are fixed, so a deterministic simulator answers the same."""
+    out = []
+    for start in range(0, len(requests), batch_size):
+        chunk = list(requests[start : start + batch_size])
+        for req, resp in zip(chunk, simulator.respond(chunk, [np.random.default_rng(0) for _ in chunk])):
+            if resp.choice_probs is None:
+                raise ValueError(f"{simulator!r} gave no choice_probs in page mode; it cannot be scored on choices.")
+            p = np.asarray(resp.choice_probs[: len(req.slate)], dtype=np.float64)
+            out.append(p / p.sum())
+    return out

@@ -17,8 +17,14 @@ Without an LLM, every step is measured from the data:
    (terms over-represented in the group relative to all users: recommend; under-represented:
    avoid). :func:`write_groups` writes them as JSON.
 
-The same steps can be run by an LLM (summaries and the reflect judge) where one is configured; that
-path is left to the GRPO issue, which consumes these groups.
+With an LLM (``build_groups(..., llm=LLMUserSimulator(...))``, ``recsim build-groups --llm``), the
+representative and the candidates are found as above, and the LLM does the words and the judging:
+
+* **summarize** -- it writes the group's profile summary from the representative's profile, the
+  centroid's top tags and the representative's best-rated items (greedy, ``summary_tokens``);
+* **reflect** -- it judges each candidate: the group summary and top tags, then the candidate's
+  last ``judge_history`` watched items, "does this viewer belong? [A] yes [B] no"; a candidate stays
+  when P(yes) >= 0.5 (the agreement stored is P(yes)). ``summary_by`` records which model wrote it.
 """
 
 from __future__ import annotations
@@ -52,12 +58,14 @@ class GroupConfig:
     split: str = "train"
     iterations: int = 30
     seed: int = 0
+    summary_tokens: int = 48
+    judge_history: int = 10
 
     def __post_init__(self) -> None:
         if self.mode not in ("interest", "demographics", "both"):
             raise ValueError(f"mode must be 'interest', 'demographics' or 'both', got {self.mode!r}.")
-        if self.k < 1 or self.top_n < 1 or self.min_size < 1 or self.iterations < 1:
-            raise ValueError("k, top_n, min_size and iterations must be >= 1.")
+        if min(self.k, self.top_n, self.min_size, self.iterations, self.summary_tokens, self.judge_history) < 1:
+            raise ValueError("k, top_n, min_size, iterations, summary_tokens and judge_history must be >= 1.")
         if not -1.0 <= self.min_agreement <= 1.0:
             raise ValueError(f"min_agreement is a cosine in [-1, 1], got {self.min_agreement}.")
 
@@ -72,7 +80,8 @@ class UserGroup:
     preference_traits: dict[str, float]
     profile_summary: str
     recommendation_directions: str
-    agreement: dict[int, float] = field(default_factory=dict)  # member -> history-profile cosine
+    agreement: dict[int, float] = field(default_factory=dict)  # member -> history-profile cosine, or the LLM judge's P(yes)
+    summary_by: str = "data"  # "data", or the LLM that wrote the summary and judged the members
 
 
 def _tags(dataset: Dataset) -> list[list[str]]:
@@ -149,8 +158,12 @@ def _spherical_kmeans(x: np.ndarray, k: int, iterations: int, rng: np.random.Gen
     return c
 
 
-def build_groups(dataset: Dataset, config: GroupConfig | None = None) -> list[UserGroup]:
-    """Summarize, cluster, reflect and write profiles (module docstring); groups sorted by size, largest first."""
+def build_groups(dataset: Dataset, config: GroupConfig | None = None, llm=None) -> list[UserGroup]:
+    """Summarize, cluster, reflect and write profiles (module docstring); groups sorted by size, largest first.
+
+    ``llm``: an :class:`~simulators.llm.LLMUserSimulator` that writes the summaries and judges the
+    members; None measures both from the data.
+    """
     config = config or GroupConfig()
     users = np.asarray(dataset.users(config.split))
     if len(users) < config.k:
@@ -163,17 +176,61 @@ def build_groups(dataset: Dataset, config: GroupConfig | None = None) -> list[Us
     for j, c in enumerate(centroids):
         rep = int(np.argmax(docs @ c))  # summarize: the user closest to the centroid
         candidates = np.argsort(-(docs @ docs[rep]), kind="stable")[: config.top_n]  # cluster
-        profile = np.where(np.array([w.startswith("tag=") for w in vocab]), c, 0.0) if config.mode != "demographics" else c
-        profile = profile / max(np.linalg.norm(profile), 1e-12)
-        agreement = hist[candidates] @ profile  # reflect: the viewing history against the group profile
-        members = candidates[agreement >= config.min_agreement]
+        if llm is None:
+            profile = np.where(np.array([w.startswith("tag=") for w in vocab]), c, 0.0) if config.mode != "demographics" else c
+            profile = profile / max(np.linalg.norm(profile), 1e-12)
+            agreement = hist[candidates] @ profile  # reflect: the viewing history against the group profile
+            keep = agreement >= config.min_agreement
+        else:
+            summary = _llm_summary(llm, dataset, int(users[rep]), _top_tags(vocab, c), config)
+            agreement = _llm_judge(llm, dataset, summary, _top_tags(vocab, c), users[candidates], config)
+            keep = agreement >= 0.5
+        members = candidates[keep]
         if len(members) < config.min_size:
             continue
-        groups.append(_profile(dataset, users, vocab, docs, members, rep, c, population, agreement[agreement >= config.min_agreement]))
+        group = _profile(dataset, users, vocab, docs, members, rep, c, population, agreement[keep])
+        if llm is not None:
+            group.profile_summary, group.summary_by = summary, f"llm:{llm.model_name}" + (f"+{llm.adapter}" if llm.adapter else "")
+        groups.append(group)
     groups.sort(key=lambda g: -len(g.members))
     for i, g in enumerate(groups):
         g.group_id = i
     return groups
+
+
+def _top_tags(vocab: Sequence[str], centroid: np.ndarray, n: int = 5) -> list[str]:
+    return [vocab[t].split("=", 1)[1] for t in np.argsort(-centroid)[:n] if centroid[t] > 0]
+
+
+def _watched_titles(dataset: Dataset, u: int, n: int, best: bool) -> list[str]:
+    """The user's last ``n`` watched items, or (``best``) the ``n`` they rated / watched most, as item texts."""
+    from simulators.llm.prompts import item_text
+
+    h = dataset.history(u)
+    items, ratio = dataset.inter_item[h], dataset.inter_watch_ratio[h]
+    watched = ~(ratio < dataset.thresholds.skip_below)
+    items, score = items[watched], (dataset.inter_rating[h] if dataset.has_ratings else ratio)[watched]
+    picked = items[np.argsort(-score, kind="stable")[:n]] if best else items[-n:]
+    return [item_text(dataset, int(i)) for i in picked]
+
+
+def _llm_summary(llm, dataset: Dataset, rep: int, tags: Sequence[str], config: GroupConfig) -> str:
+    chat = llm.chat
+    prompt = chat.system("You describe groups of viewers for a recommender system, in one or two plain sentences.") + chat.ask(
+        f"A typical member: {'; '.join(_profile_words(dataset, rep)) or 'no profile'}. The group's most typical tags: "
+        f"{', '.join(tags) or 'none'}. Items this member liked most: {'; '.join(_watched_titles(dataset, rep, 5, best=True))}. "
+        "Describe this group's tastes.", "")
+    return llm.generate([prompt], config.summary_tokens)[0].strip()
+
+
+def _llm_judge(llm, dataset: Dataset, summary: str, tags: Sequence[str], candidates: Sequence[int], config: GroupConfig) -> np.ndarray:
+    chat = llm.chat
+    head = chat.system("You judge whether a viewer's history fits a group profile. Answer with a letter.")
+    prompts = [head + chat.ask(
+        f"Group profile: {summary} Typical tags: {', '.join(tags) or 'none'}.\nThis viewer recently watched:\n"
+        + "\n".join(f"- {t}" for t in _watched_titles(dataset, int(u), config.judge_history, best=False))
+        + "\nDoes this viewer belong to the group? [A] yes [B] no", "Answer: [") for u in candidates]
+    return llm.letter_probs(prompts, 2, "Answer: [")[:, 0]
 
 
 def _profile(dataset, users, vocab, docs, members, rep, centroid, population, agreement) -> UserGroup:

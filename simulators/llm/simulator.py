@@ -366,6 +366,23 @@ class LLMUserSimulator:
             out += tok.batch_decode(gen[:, width:], skip_special_tokens=True)
         return out
 
+    def letter_probs(self, prompts: Sequence[str], n_letters: int, answer_prefix: str) -> np.ndarray:
+        """(len(prompts), n_letters) distribution over the letters A.. that follow each full prompt (which
+        ends with ``answer_prefix``): for judges outside the environment (e.g. the user-group reflect step).
+        Each prompt runs alone (no cache, no padding)."""
+        import torch
+
+        from simulators.llm.scoring import option_token_ids
+
+        ids = option_token_ids(self.tokenizer, n_letters, answer_prefix)
+        out = np.zeros((len(prompts), n_letters))
+        for i, prompt in enumerate(prompts):
+            enc = torch.tensor([self.tokenizer(prompt, add_special_tokens=False)["input_ids"]], device=self.model.device)
+            with torch.inference_mode():
+                logits = self.model(input_ids=enc, logits_to_keep=1).logits[0, -1].float()
+            out[i] = torch.softmax(logits[ids], -1).cpu().numpy()
+        return out
+
     def reason_probs(self, requests: Sequence[SimulationRequest]) -> list[np.ndarray]:
         """Per feed item, the (n_classes,) reason distribution *given* a fast skip (the judge answer is
         forced to skip): what the simulator would say if this item were skipped. For evaluating reasons

@@ -23,6 +23,12 @@ SFT simulator) tends to answer ``[A] Rating: [B]`` instead of thinking first, an
 distils nothing (measured on ml-100k: `recsim distill` with the SFT adapter as teacher, 40 scenes ->
 4 reachable, 2 kept, 0 pairs, every kept rationale a bare answer).
 
+The predictor must *read* the rationale. SmolLM2-135M does not (measured on 4 train scenes, 35
+hand-written rationales ending "Evaluation: I pick [X]." or naming X's title: the predictor's argmax
+was X for 4-8 of 35, chance level; its distribution mostly follows the options' positions). With it as
+predictor, teacher and student, 40 scenes gave 0 pairs; a larger instruct model is needed for this
+stage. :mod:`simulators.training.preferences` builds DPO pairs from the logs instead.
+
 Outputs: SFT rows (prompt, chosen completion) and DPO rows (prompt, chosen, rejected), each
 completion ending with ``Behavior: [X]`` as the simulator's answer format. The teacher is any model
 (on these machines: the largest available, or the SFT-trained simulator itself); the student is

@@ -16,7 +16,7 @@ SFT data (see :mod:`simulators.training.examples`): train users' choice scenes (
 and its real rating) and feed scenes (watch/skip, then the rating or the labelled reason), in the
 simulator's own prompt format; optionally decision-process rationales from distillation. The
 completion-only loss (TRL's default for prompt/completion data) trains the answers, not the prompts.
-DPO data: ``{"prompt", "chosen", "rejected"}`` rows, e.g. from :func:`simulators.training.distill.preference_pairs`;
+DPO data: ``{"prompt", "chosen", "rejected"}`` rows, from `recsim distill` (decision processes) or `recsim pairs` (:func:`simulators.training.preferences.behaviour_pairs`);
 the reference model is the starting adapter (TRL keeps a frozen copy) or the base model.
 """
 
@@ -134,7 +134,7 @@ class SimulatorDPOConfig(_RunConfig):
         if not self.pairs or not Path(self.pairs).is_file():
             raise FileNotFoundError(
                 f"pairs={self.pairs!r} is not a file: DPO needs a JSONL of prompt/chosen/rejected rows "
-                "(`recsim distill ...` or simulators.training.distill.preference_pairs writes one)."
+                "(`recsim pairs --out DIR` writes DIR/pairs.jsonl from the logs; `recsim distill` from decision processes)."
             )
         if self.beta <= 0:
             raise ValueError(f"beta must be > 0, got {self.beta}.")

@@ -67,3 +67,30 @@ def test_shipped_adapters_are_found_by_name(ml100k):
         assert label == "LLM +SFT (smollm2-135m-ml100k-sft)" and isinstance(sim, LLMUserSimulator)
     with pytest.raises(SystemExit, match="Unknown simulator 'no-such-adapter'"):
         _llm("no-such-adapter", ml100k)
+
+
+def test_add_to_puts_new_rows_beside_a_table_made_on_the_same_scenes(ml100k, tmp_path):
+    import json
+
+    from benchmarks.fidelity import run
+
+    cfg = FidelityConfig(per_user=1, negatives=("exposure",), like_positives=2, feed_per_user=1)
+    first = run(["random"], "ml-100k", cfg, str(tmp_path / "a"), "cmd one")
+    both = run(["popularity"], "ml-100k", cfg, str(tmp_path / "b"), "cmd two", add_to=str(tmp_path / "a"))
+    assert list(both["rows"]) == ["random", list(both["rows"])[1]] and "popularity" in list(both["rows"])[1]
+    assert both["rows"]["random"] == json.loads(json.dumps(first["rows"]["random"]))
+    assert json.loads((tmp_path / "b.json").read_text())["commands"] == ["cmd one", "cmd two"]
+    assert "- `cmd one`" in both["markdown"] and "- `cmd two`" in both["markdown"]
+    other = FidelityConfig(per_user=2, negatives=("exposure",), like_positives=2, feed_per_user=1)
+    with pytest.raises(SystemExit, match="rows are only comparable on the same scenes"):
+        run(["popularity"], "ml-100k", other, None, "cmd three", add_to=str(tmp_path / "a"))
+
+
+def test_row_names_show_the_training_stages_of_an_adapter(tmp_path):
+    import json
+
+    from benchmarks.fidelity import _stages
+
+    (tmp_path / "training_card.json").write_text(json.dumps({"kind": "dpo", "init_card": {"kind": "sft"}}))
+    assert _stages(tmp_path) == "SFT+DPO"
+    assert _stages(tmp_path / "missing") == "adapter"

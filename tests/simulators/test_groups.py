@@ -72,3 +72,54 @@ def test_cli_writes_groups(tmp_path, capsys):
     assert main(["build-groups", "--out", str(tmp_path / "g.json"), "--k", "5", "--mode", "both"]) == 0
     groups = load_groups(tmp_path / "g.json")
     assert groups and "groups (of k=5)" in capsys.readouterr().out
+
+
+class GenreJudge:
+    """A test double for the LLM: says "yes" when most of a candidate's listed items carry the genre
+    named first in the prompt's tags, and writes a summary naming the representative's top tag."""
+
+    model_name, adapter = "genre-judge", None
+
+    def __init__(self, tokenizer):
+        from simulators.llm.prompts import ChatFormat
+
+        self.chat = ChatFormat(tokenizer)
+        self.prompts: list[str] = []
+
+    def generate(self, prompts, max_new_tokens):
+        self.prompts += prompts
+        return [" Fans of " + p.split("most typical tags: ")[1].split(",")[0] for p in prompts]
+
+    def letter_probs(self, prompts, n_letters, answer_prefix):
+        assert n_letters == 2 and all(p.endswith(answer_prefix) for p in prompts)
+        out = []
+        for p in prompts:
+            genre = p.split("Typical tags: ")[1].split(",")[0].split(".")[0]
+            lines = [line for line in p.split("recently watched:\n")[1].split("\n") if line.startswith("- ")]
+            yes = float(np.mean([genre in line for line in lines]) > 0.5)
+            out.append([yes, 1 - yes])
+        return np.array(out)
+
+
+def test_llm_path_writes_summaries_and_judges_members(planted, tokenizer):
+    judge = GenreJudge(tokenizer)
+    groups = build_groups(planted, GroupConfig(k=3, top_n=60, min_size=10), llm=judge)
+    index = {t: i for i, t in enumerate(planted.user_tokens)}
+    assert len(groups) == 3
+    for grp in groups:
+        genre = grp.profile_summary.split("Fans of ")[1]
+        g = GENRES.index(genre)
+        assert set(grp.members) == {index[f"u{u}"] for u in range(30 * g, 30 * g + 30)}  # the judge's verdicts
+        assert grp.summary_by == "llm:genre-judge" and set(grp.agreement.values()) == {1.0}
+    assert len(judge.prompts) == 3 and "Items this member liked most:" in judge.prompts[0]
+
+
+def test_llm_path_runs_a_real_model(planted, tiny_llm):
+    from simulators.llm import LLMUserSimulator
+
+    llm = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=planted)
+    p = llm.letter_probs(["Q? Answer: [", "Another Q? Answer: ["], 2, "Answer: [")
+    assert p.shape == (2, 2) and np.allclose(p.sum(1), 1.0)
+    groups = build_groups(planted, GroupConfig(k=2, top_n=20, min_size=1, summary_tokens=4, judge_history=3), llm=llm)
+    for grp in groups:
+        assert grp.summary_by.startswith("llm:") and all(0.5 <= a <= 1.0 for a in grp.agreement.values())
