@@ -92,7 +92,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     for name, r in results.items():
         print(f"{name:<12}" + "".join(f"{r['summary'][k][0]:>17.3f}" for k in keys))
     if args.out:
-        command = "recsim " + " ".join(sys.argv[1:]) if args.command == "rollout" else "recsim demo"
+        command = args.command_line if args.command == "rollout" else "recsim demo"
         write_results(
             results, args.out, command,
             f"RecSimEnv-v0 rollouts ({args.dataset}, {args.feedback_mode} mode, {args.simulator} simulator)",
@@ -153,7 +153,7 @@ def cmd_eval_simulator(args: argparse.Namespace) -> int:
     names = [*args.baselines.split(","), args.simulator] if args.baselines else [args.simulator]
     config = FidelityConfig(per_user=args.per_user, negatives=tuple(args.negatives.split(",")), feed_per_user=args.feed_per_user)
     out = args.out or f"benchmarks/results/fidelity_{Path(args.simulator.rstrip('/')).name.replace(':', '_')}"
-    results = run(names, args.dataset, config, out, "recsim " + " ".join(sys.argv[1:]), args.add_to)
+    results = run(names, args.dataset, config, out, args.command_line, args.add_to)
     from simulators.llm.models import ModelNotFoundError, resolve_adapter_dir
 
     try:
@@ -192,7 +192,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_rows(sft, out / "rationales.jsonl")
     write_rows(pairs, out / "pairs.jsonl")
-    (out / "distill.json").write_text(json.dumps({"counts": counts, "command": "recsim " + " ".join(sys.argv[1:])}, indent=2) + "\n")
+    (out / "distill.json").write_text(json.dumps({"counts": counts, "command": args.command_line}, indent=2) + "\n")
     print(f"{counts}; wrote {out}/rationales.jsonl (SFT: --rationales) and {out}/pairs.jsonl (DPO: --pairs)")
     if counts["teacher_not_a_process"] > config.n_rationales * len(scenes) / 2:
         print(f"warning: {counts['teacher_not_a_process']} of {config.n_rationales * len(scenes)} teacher rationales are bare answers, "

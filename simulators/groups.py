@@ -182,8 +182,9 @@ def build_groups(dataset: Dataset, config: GroupConfig | None = None, llm=None) 
             agreement = hist[candidates] @ profile  # reflect: the viewing history against the group profile
             keep = agreement >= config.min_agreement
         else:
-            summary = _llm_summary(llm, dataset, int(users[rep]), _top_tags(vocab, c), config)
-            agreement = _llm_judge(llm, dataset, summary, _top_tags(vocab, c), users[candidates], config)
+            tags = _top_tags(vocab, c)
+            summary = _llm_summary(llm, dataset, int(users[rep]), tags, config)
+            agreement = _llm_judge(llm, dataset, summary, tags, users[candidates], config)
             keep = agreement >= 0.5
         members = candidates[keep]
         if len(members) < config.min_size:
