@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ from simulators.training.scenes import choice_scenes as exposure_scenes
 
 __all__ = [
     "Contender", "FidelityConfig", "binary_metrics", "choice_metrics", "choice_scenes", "class_metrics",
-    "co_occurrence_scorer", "evaluate", "like_requests", "popularity_scorer", "random_scorer", "reversed_scenes",
+    "co_occurrence_scorer", "evaluate", "like_requests", "popularity_scorer", "random_scorer", "reversed_scenes", "roc_auc",
     "simulator_contender", "simulator_scorer",
 ]
 
@@ -266,15 +267,40 @@ def choice_metrics(probs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     }
 
 
-def binary_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Accuracy, precision, recall and F1 of the positive class (0 where undefined)."""
+def roc_auc(scores: np.ndarray, truth: np.ndarray) -> float:
+    """P(score of a random positive > score of a random negative), ties counting half (Mann-Whitney U).
+    Threshold-free: it says whether the scores tell the classes apart, whatever their level; NaN when
+    one class is absent."""
+    scores, truth = np.asarray(scores, dtype=np.float64), np.asarray(truth, bool)
+    n_pos, n_neg = int(truth.sum()), int((~truth).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    i = 0
+    while i < len(scores):  # average ranks over ties
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[truth].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def binary_metrics(predicted: np.ndarray, truth: np.ndarray, scores: np.ndarray | None = None) -> dict[str, float]:
+    """Accuracy, precision, recall and F1 of the positive class (0 where undefined); with ``scores``
+    (higher = more likely positive) also the ROC AUC."""
     predicted, truth = np.asarray(predicted, bool), np.asarray(truth, bool)
     tp = float((predicted & truth).sum())
     precision = tp / predicted.sum() if predicted.any() else 0.0
     recall = tp / truth.sum() if truth.any() else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"accuracy": float((predicted == truth).mean()), "precision": precision, "recall": recall, "f1": f1,
-            "positive_rate": float(truth.mean()), "n": float(len(truth))}
+    out = {"accuracy": float((predicted == truth).mean()), "precision": precision, "recall": recall, "f1": f1,
+           "positive_rate": float(truth.mean()), "n": float(len(truth))}
+    if scores is not None:
+        out["auc"] = roc_auc(scores, truth)
+    return out
 
 
 def class_metrics(predicted: np.ndarray, truth: np.ndarray, n_classes: int) -> dict[str, float]:
@@ -334,10 +360,10 @@ def evaluate(dataset: Dataset, contenders: Sequence[Contender], config: Fidelity
         if c.skip is not None:
             reqs, truth = sc.like
             p = np.concatenate(c.skip(reqs))
-            row["like"] = binary_metrics(p < 0.5, np.concatenate(truth))
+            row["like"] = binary_metrics(p < 0.5, np.concatenate(truth), scores=1.0 - p)
             steps.update()
             p = np.concatenate(c.skip([s.request for s in sc.feed]))
-            row["judge"] = binary_metrics(p >= 0.5, skips)
+            row["judge"] = binary_metrics(p >= 0.5, skips, scores=p)
             steps.update()
         if c.reasons is not None and reason_truth:
             dists = c.reasons([s.request for s in sc.feed])
@@ -357,7 +383,7 @@ def format_results(results: dict, dataset: str, commands: str | Sequence[str]) -
 
     def cell(row, proto, key):
         m = row.get(proto)
-        return f"{m[key]:.3f}" if m is not None else "-"
+        return f"{m[key]:.3f}" if m is not None and key in m and np.isfinite(m[key]) else "-"
 
     lines = [f"# Simulator fidelity on held-out {cfg['split']} users ({dataset})", ""]
     if len(commands) == 1:
@@ -374,16 +400,17 @@ def format_results(results: dict, dataset: str, commands: str | Sequence[str]) -
         lines.append("")
     like_n = next((int(r["like"]["n"]) for r in rows.values() if "like" in r), 0)
     lines += [f"## Like / dislike, Agent4Rec protocol ({like_n} items, half real)", "",
-              "| contender | accuracy | precision | recall | F1 |", "| --- | --- | --- | --- | --- |"]
+              "| contender | accuracy | precision | recall | F1 | ROC AUC |", "| --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {name} | {cell(r, 'like', 'accuracy')} | {cell(r, 'like', 'precision')} | {cell(r, 'like', 'recall')} | "
-              f"{cell(r, 'like', 'f1')} |" for name, r in rows.items()]
+              f"{cell(r, 'like', 'f1')} | {cell(r, 'like', 'auc')} |" for name, r in rows.items()]
     judge = next((r["judge"] for r in rows.values() if "judge" in r), None)
     reason_n = next((int(r["reason"]["n"]) for r in rows.values() if "reason" in r), 0)
     lines += ["", f"## Feed: judge (fast skip) and reason ({int(judge['n']) if judge else 0} items, "
               f"{judge['positive_rate'] if judge else 0:.1%} real skips; {reason_n} labelled skips)", "",
-              "| contender | judge acc. | judge F1 (skip) | reason acc. | reason macro F1 |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {name} | {cell(r, 'judge', 'accuracy')} | {cell(r, 'judge', 'f1')} | {cell(r, 'reason', 'accuracy')} | "
-              f"{cell(r, 'reason', 'macro_f1')} |" for name, r in rows.items()]
+              "| contender | judge acc. | judge F1 (skip) | judge ROC AUC | reason acc. | reason macro F1 |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {name} | {cell(r, 'judge', 'accuracy')} | {cell(r, 'judge', 'f1')} | {cell(r, 'judge', 'auc')} | "
+              f"{cell(r, 'reason', 'accuracy')} | {cell(r, 'reason', 'macro_f1')} |" for name, r in rows.items()]
     lines += ["", "## Published figures (different data and models, same protocols)", "", "| protocol | figure |", "| --- | --- |"]
     lines += [f"| {p} | {f} |" for p, f in ANCHORS]
     return "\n".join(lines) + "\n"
@@ -531,8 +558,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--add-to", default=None, help="a results path without suffix: add these rows to that table "
                         "(same scenes: its config must match this run's)")
     args = parser.parse_args(argv)
-    command = "python -m benchmarks.fidelity " + " ".join(argv if argv is not None else sys.argv[1:])
-    run(args.simulators.split(","), args.dataset, FidelityConfig(per_user=args.per_user), args.out, command.strip(), args.add_to)
+    command = shlex.join(["python", "-m", "benchmarks.fidelity", *(argv if argv is not None else sys.argv[1:])])
+    run(args.simulators.split(","), args.dataset, FidelityConfig(per_user=args.per_user), args.out, command, args.add_to)
     return 0
 
 

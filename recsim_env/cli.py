@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -134,6 +135,7 @@ def cmd_train_simulator(args: argparse.Namespace) -> int:
             config = config_from_args(SimulatorSFTConfig, {
                 **shared, "feed_fraction": args.feed_fraction, "rationales": args.rationales,
                 "unchosen_fraction": args.unchosen_fraction, "label_teacher": args.label_teacher,
+                "unchosen_sources": tuple(args.unchosen_sources.split(",")) if args.unchosen_sources else None,
                 "scenes": SceneConfig(seed=args.seed),
             })
             out = train_sft(config)
@@ -280,6 +282,9 @@ def _add_train_simulator(sub) -> None:
     p.add_argument("--label-teacher", default=None, help="sft: teacher LLM for skip reasons, <model>[+<adapter dir>]")
     p.add_argument("--unchosen-fraction", type=float, default=None,
                    help="sft: share of feed examples that are passed-over exposure options, shown as skips")
+    p.add_argument("--unchosen-sources", default=None,
+                   help="sft: comma-separated option sources of those (random,collaborative,content; default any); "
+                        "'random' = never-interacted items")
     p.add_argument("--pairs", default=None, help="dpo: JSONL of prompt/chosen/rejected rows (recsim distill)")
     p.add_argument("--beta", type=float, default=None, help="dpo: temperature")
 
@@ -375,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.choices["demo"]
     demo.add_argument("--llm-users", type=int, default=3, help="users shown with the LLM simulator (0: skip)")
     args = parser.parse_args(argv)
-    args.command_line = "recsim " + " ".join(argv if argv is not None else sys.argv[1:])
+    args.command_line = shlex.join(["recsim", *(argv if argv is not None else sys.argv[1:])])  # re-runnable as shown
     if args.command == "train-agent":
         return cmd_train_agent(args)
     if args.command == "train-simulator":

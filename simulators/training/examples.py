@@ -29,7 +29,7 @@ from simulators.llm.prompts import LETTERS, PAGE_PREFIX, SceneBuilder
 from simulators.training.labels import ReasonLabel
 from simulators.training.scenes import ChoiceScene, FeedScene
 
-__all__ = ["choice_example", "decision_example", "decision_prompt", "feed_examples", "page_prompt", "unchosen_example"]
+__all__ = ["choice_example", "decision_example", "decision_prompt", "feed_examples", "page_prompt", "passed_over_option", "unchosen_example"]
 
 WATCH, SKIP = 0, 1  # judge letters A / B, as the simulator's system text defines them
 
@@ -79,6 +79,14 @@ def unchosen_example(builder: SceneBuilder, scene: ChoiceScene, option: int) -> 
         raise ValueError("option is the real choice; pick one of the other options.")
     item = int(scene.request.slate[option])
     return {"prompt": builder.system() + builder.context(scene.request) + builder.feed_branch(item), "completion": f"{LETTERS[SKIP]}]"}
+
+
+def passed_over_option(scene: ChoiceScene, rng: np.random.Generator, sources: Sequence[str] | None = None) -> int | None:
+    """A uniformly drawn option other than the real choice, from the given option ``sources`` (None: any);
+    None when the scene has no such option. ``sources=("random",)`` gives never-interacted items
+    (Agent4Rec's negatives); any source also gives the collaborative / content distractors."""
+    options = [j for j, src in enumerate(scene.sources) if j != scene.target and (sources is None or src in sources)]
+    return int(rng.choice(options)) if options else None
 
 
 def decision_example(builder: SceneBuilder, scene: ChoiceScene, rationale: str, choice: int) -> dict[str, str]:

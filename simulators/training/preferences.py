@@ -29,7 +29,7 @@ import numpy as np
 from recsim_env.data import Dataset
 from simulators.base import choice_distributions
 from simulators.llm.prompts import LETTERS, SceneBuilder
-from simulators.training.examples import SKIP, WATCH, choice_example, feed_examples, unchosen_example
+from simulators.training.examples import SKIP, WATCH, choice_example, feed_examples, passed_over_option, unchosen_example
 from simulators.training.scenes import ChoiceScene, SceneConfig, choice_scenes, feed_scenes
 
 __all__ = ["PairConfig", "behaviour_pairs", "choice_pair", "hardest_wrong", "judge_pair"]
@@ -106,9 +106,9 @@ def behaviour_pairs(
         if len(unseen) == n_unseen:
             break
         s = choice[i]
-        randoms = [j for j, src in enumerate(s.sources) if src == "random"]
-        if randoms:
-            unseen.append(judge_pair(unchosen_example(builder, s, int(rng.choice(randoms)))["prompt"], skip=True))
+        j = passed_over_option(s, rng, ("random",))
+        if j is not None:
+            unseen.append(judge_pair(unchosen_example(builder, s, j)["prompt"], skip=True))
     rows += unseen
     counts["feed_unseen"] = len(unseen)
 

@@ -99,6 +99,8 @@ class SimulatorSFTConfig(_RunConfig):
         (:class:`~simulators.training.labels.TeacherLabeller`); None: the data-derived labeller.
     unchosen_fraction: share of the feed examples that are exposure options the user passed over, shown as
         skipped feed items (an assumption: MovieLens logs no impressions; see ``examples.unchosen_example``).
+    unchosen_sources: the option sources those come from (:data:`~simulators.training.scenes.SOURCES`);
+        None: any; ``("random",)``: never-interacted items only (Agent4Rec's negatives).
     """
 
     output_dir: str = "runs/sft"
@@ -106,6 +108,7 @@ class SimulatorSFTConfig(_RunConfig):
     feed_fraction: float = 0.5
     rationales: str | None = None
     unchosen_fraction: float = 0.0
+    unchosen_sources: tuple[str, ...] | None = None
     label_teacher: str | None = None
 
     def __post_init__(self) -> None:
@@ -113,6 +116,12 @@ class SimulatorSFTConfig(_RunConfig):
         for name in ("feed_fraction", "unchosen_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
+        if self.unchosen_sources is not None:
+            from simulators.training.scenes import SOURCES
+
+            unknown = set(self.unchosen_sources) - set(SOURCES)
+            if not self.unchosen_sources or unknown:
+                raise ValueError(f"unchosen_sources must be None or a non-empty subset of {SOURCES}, got {self.unchosen_sources}.")
         if self.rationales is not None and not Path(self.rationales).is_file():
             raise FileNotFoundError(f"rationales={self.rationales!r} is not a file (expected a JSONL from distillation).")
 
@@ -144,7 +153,7 @@ class SimulatorDPOConfig(_RunConfig):
 def sft_examples(dataset, tokenizer, config: SimulatorSFTConfig) -> tuple[list[dict[str, str]], dict[str, int]]:
     """The seeded SFT examples of a run (exactly ``config.n_examples``, fewer if the data runs out) and their counts by kind."""
     from simulators.llm.prompts import ChatFormat, SceneBuilder
-    from simulators.training.examples import choice_example, feed_examples, unchosen_example
+    from simulators.training.examples import choice_example, feed_examples, passed_over_option, unchosen_example
     from simulators.training.labels import labeller
     from simulators.training.scenes import choice_scenes, feed_scenes
 
@@ -161,9 +170,15 @@ def sft_examples(dataset, tokenizer, config: SimulatorSFTConfig) -> tuple[list[d
     examples = [choice_example(builder, s) for s in picked]
     counts = {"choice": len(examples)}
     if n_unchosen:  # other scenes than the choice examples', one passed-over option each
-        rest = [choice[i] for i in order[len(picked) :]][:n_unchosen]
-        examples += [unchosen_example(builder, s, int(rng.choice([j for j in range(len(s.options)) if j != s.target]))) for s in rest]
-        counts["unchosen"] = len(rest)
+        rows = []
+        for i in order[len(picked) :]:
+            if len(rows) == n_unchosen:
+                break
+            j = passed_over_option(choice[i], rng, config.unchosen_sources)
+            if j is not None:
+                rows.append(unchosen_example(builder, choice[i], j))
+        examples += rows
+        counts["unchosen"] = len(rows)
     if n_feed:
         feed = feed_scenes(dataset, "train", config.scenes)
         order = rng.permutation(len(feed))[: -(-n_feed // config.scenes.feed_items)]

@@ -5,7 +5,7 @@ import pytest
 
 from benchmarks.fidelity import (
     FidelityConfig, binary_metrics, choice_scenes, class_metrics, contenders_for, evaluate, format_results,
-    like_requests, reversed_scenes,
+    like_requests, reversed_scenes, roc_auc,
 )
 from simulators.llm import LLMUserSimulator
 
@@ -17,6 +17,11 @@ def test_binary_and_class_metrics_hand_computed():
     assert m["accuracy"] == pytest.approx(3 / 5) and m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3)
     assert m["f1"] == pytest.approx(2 / 3) and m["positive_rate"] == pytest.approx(3 / 5)
     assert binary_metrics(np.zeros(4, bool), np.array([1, 0, 0, 0], bool))["f1"] == 0.0  # never predicting: F1 0
+    # AUC: positives scored 0.9, 0.4, 0.4; negatives 0.4, 0.1 -> pairs won: 2 + 1.5 + 1.5 = 5 of 6
+    scores = np.array([0.9, 0.4, 0.1, 0.4, 0.4])
+    assert binary_metrics(pred, truth, scores=scores)["auc"] == pytest.approx(5 / 6)
+    assert roc_auc(-scores, truth) == pytest.approx(1 / 6) and roc_auc(np.ones(5), truth) == pytest.approx(0.5)
+    assert np.isnan(roc_auc(scores, np.ones(5, bool))) and "auc" not in m
     c = class_metrics(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), 3)
     # class 0: p 1/2 r 1 -> 2/3; class 1: p 1 r 1/3 -> 1/2; class 2: p 0 -> 0
     assert c["accuracy"] == pytest.approx(2 / 4) and c["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 0) / 3)

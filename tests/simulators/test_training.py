@@ -67,6 +67,26 @@ def test_unchosen_options_become_skipped_feed_items(ml100k, tokenizer, builder):
         unchosen_example(builder, scene, scene.target)
 
 
+def test_unchosen_sources_restrict_the_skipped_items_to_never_interacted_ones(ml100k, tokenizer):
+    from simulators.training.examples import passed_over_option
+
+    scenes = choice_scenes(ml100k, "train", SceneConfig(per_user=1))[:20]
+    rng = np.random.default_rng(0)
+    with_random = [s for s in scenes if "random" in s.sources]
+    assert 0 < len(with_random) < len(scenes)  # training scenes have 2-12 options: some lack a random one
+    for s in with_random:
+        j = passed_over_option(s, rng, ("random",))
+        assert j is not None and j != s.target and s.sources[j] == "random"
+        consumed = set(ml100k.inter_item[ml100k.history(s.user)].tolist())
+        assert int(s.options[j]) not in consumed
+    assert all(passed_over_option(s, rng, ("random",)) is None for s in scenes if "random" not in s.sources)
+    cfg = SimulatorSFTConfig(max_steps=2, batch_size=5, feed_fraction=0.8, unchosen_fraction=0.5, unchosen_sources=("random",))
+    rows, counts = sft_examples(ml100k, tokenizer, cfg)
+    assert counts["unchosen"] == 4 and sum(r["completion"] == "B]" and r["prompt"].endswith("Judge: [") for r in rows) >= 4
+    with pytest.raises(ValueError, match="unchosen_sources must be None or a non-empty subset"):
+        SimulatorSFTConfig(unchosen_sources=("popular",))
+
+
 def test_config_errors_say_what_to_do(tmp_path):
     with pytest.raises(ValueError, match="max_steps must be >= 1"):
         SimulatorSFTConfig(max_steps=0)
