@@ -31,7 +31,7 @@ import datetime
 import functools
 import json
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Iterator, Literal
 
 import numpy as np
