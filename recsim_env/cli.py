@@ -240,7 +240,7 @@ def cmd_build_groups(args: argparse.Namespace) -> int:
         model, _, adapter = args.llm.partition("+")
         llm = LLMUserSimulator(model=model or "smollm2-135m", adapter=adapter or None, dataset=ds)
     groups = build_groups(ds, config, llm)
-    write_groups(groups, args.out, config)
+    write_groups(groups, args.out, config, args.command_line)
     for g in groups:
         print(f"group {g.group_id}: {g.profile_summary} {g.recommendation_directions}")
     print(f"{len(groups)} groups (of k={args.k}) covering {len({m for g in groups for m in g.members})} users; wrote {args.out}")

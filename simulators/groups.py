@@ -254,9 +254,9 @@ def _profile(dataset, users, vocab, docs, members, rep, centroid, population, ag
     )
 
 
-def write_groups(groups: Sequence[UserGroup], path: str | Path, config: GroupConfig | None = None) -> None:
-    """Groups as JSON (with the config that built them); user ids are dataset indices."""
-    data = {"config": asdict(config) if config else None, "groups": [asdict(g) for g in groups]}
+def write_groups(groups: Sequence[UserGroup], path: str | Path, config: GroupConfig | None = None, command: str | None = None) -> None:
+    """Groups as JSON (with the config, and the command where given, that built them); user ids are dataset indices."""
+    data = {"config": asdict(config) if config else None, "command": command, "groups": [asdict(g) for g in groups]}
     Path(path).write_text(json.dumps(data, indent=2) + "\n")
 
 

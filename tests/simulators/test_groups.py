@@ -1,5 +1,7 @@
 """UGM: on a synthetic population with planted taste groups, summarize/cluster/reflect recovers them."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -47,7 +49,8 @@ def test_ugm_recovers_planted_groups(planted, tmp_path):
     assert found == {0, 1, 2}
     # reflect drops the other groups' users even though top_n=60 lets them in as candidates
     assert max(len(g.members) for g in groups) <= 30
-    write_groups(groups, tmp_path / "groups.json", cfg)
+    write_groups(groups, tmp_path / "groups.json", cfg, command="recsim build-groups --out groups.json")
+    assert json.loads((tmp_path / "groups.json").read_text())["command"] == "recsim build-groups --out groups.json"
     again = load_groups(tmp_path / "groups.json")
     assert [g.members for g in again] == [g.members for g in groups] and again[0].agreement == groups[0].agreement
 
