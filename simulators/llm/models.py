@@ -14,6 +14,7 @@ top with ``peft`` and merged into the weights.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -99,6 +100,18 @@ def resolve_adapter_dir(adapter: str) -> str:
             f"shipped adapters {shipped}."
         )
     return str(path)
+
+
+def trained_history_in_prompt(adapter: str | None) -> int | None:
+    """The number of memory items the adapter's training prompts showed (from its ``training_card.json``),
+    or None when unknown (no adapter, no card). A simulator should show the same number."""
+    if adapter is None:
+        return None
+    card = Path(resolve_adapter_dir(adapter)) / "training_card.json"
+    if not card.is_file():
+        return None
+    value = json.loads(card.read_text()).get("config", {}).get("history_in_prompt")
+    return int(value) if value is not None else None
 
 
 def load_tokenizer(name: str = DEFAULT_MODEL):

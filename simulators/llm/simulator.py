@@ -33,7 +33,7 @@ import numpy as np
 
 from recsim_env.data import Dataset
 from simulators.base import SimulationRequest, SimulationResponse
-from simulators.llm.models import DEFAULT_MODEL, compile_elementwise, load_model
+from simulators.llm.models import DEFAULT_MODEL, compile_elementwise, load_model, trained_history_in_prompt
 from simulators.llm.prompts import GUBS_TAXONOMY, JUDGE_PREFIX, LETTERS, PAGE_PREFIX, ChatFormat, ReasonClass, SceneBuilder
 from simulators.llm.scoring import TreeScorer, option_token_ids
 
@@ -50,7 +50,8 @@ class LLMSimulatorConfig:
 
     batch_size: users per forward batch (requests are bucketed by prompt length). On a 2-core CPU 8 to 32
         perform alike and 64 is slower (benchmarks/results/throughput_llm.md: masked attention over long batches).
-    history_in_prompt: memory items shown in the prompt.
+    history_in_prompt: memory items shown in the prompt; None: as many as the adapter was trained with
+        (its training card), else 10. A prompt unlike the training prompts degrades a trained adapter.
     explain: when to generate a first-person reason: "never", "negative" (skips / empty pages), "always".
     explain_style: "reason" (one sentence) or "decision_process" (UserMirrorer's Stimulus, Knowledge,
         Evaluation, ending with the behaviour), returned as ``reason_text``.
@@ -66,7 +67,7 @@ class LLMSimulatorConfig:
     """
 
     batch_size: int = 8
-    history_in_prompt: int = 10
+    history_in_prompt: int | None = None
     explain: Literal["never", "negative", "always"] = "never"
     explain_style: Literal["reason", "decision_process"] = "reason"
     reason_max_tokens: int = 24
@@ -91,6 +92,8 @@ class LLMSimulatorConfig:
             raise ValueError(f"on_error must be 'raise' or 'fallback', got {self.on_error!r}.")
         if not 0.0 <= self.min_option_mass < 1.0:
             raise ValueError(f"min_option_mass must be in [0, 1), got {self.min_option_mass}.")
+        if self.history_in_prompt is not None and self.history_in_prompt < 0:
+            raise ValueError(f"history_in_prompt must be >= 0 or None, got {self.history_in_prompt}.")
         if self.batch_size < 1 or self.reason_max_tokens < 1:
             raise ValueError("batch_size and reason_max_tokens must be >= 1.")
 
@@ -142,6 +145,8 @@ class LLMUserSimulator:
         base = config or LLMSimulatorConfig()
         self.config = LLMSimulatorConfig(**{**{f.name: getattr(base, f.name) for f in fields(base)}, **overrides})
         self.model_name, self.adapter = model, adapter
+        trained = trained_history_in_prompt(adapter)
+        self.history_in_prompt = next(h for h in (self.config.history_in_prompt, trained, 10) if h is not None)
         self.model, self.tokenizer = load_model(model, adapter=adapter, dtype=dtype, device=device)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -164,7 +169,7 @@ class LLMUserSimulator:
             return self
         self.dataset = dataset
         self.scenes = SceneBuilder(
-            dataset, self.chat, history_in_prompt=self.config.history_in_prompt,
+            dataset, self.chat, history_in_prompt=self.history_in_prompt,
             taxonomy=tuple(ReasonClass(name, description) for name, description in self.config.taxonomy),
         )
         self.scorer = TreeScorer(self.model, self.tokenizer, self.scenes.system())

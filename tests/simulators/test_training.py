@@ -142,7 +142,14 @@ def test_export_keeps_what_a_user_needs(sft_adapter, tmp_path, tiny_llm, ml100k)
 
     assert {str(v.dtype) for v in load_file(str(out / "adapter_model.safetensors")).values()} == {"torch.bfloat16"}
     assert json.loads((out / "training_card.json").read_text())["exported"]["dtype"] == "bfloat16"
-    LLMUserSimulator(model=tiny_llm, adapter=str(out), dtype="float32", dataset=ml100k, min_option_mass=0.0)
+    sim = LLMUserSimulator(model=tiny_llm, adapter=str(out), dtype="float32", dataset=ml100k, min_option_mass=0.0)
+    assert sim.history_in_prompt == sim.scenes.history_in_prompt == 10  # as trained (the card's config)
+    card = json.loads((out / "training_card.json").read_text())
+    card["config"]["history_in_prompt"] = 3
+    (out / "training_card.json").write_text(json.dumps(card))
+    assert LLMUserSimulator(model=tiny_llm, adapter=str(out), dtype="float32", dataset=ml100k).scenes.history_in_prompt == 3
+    explicit = LLMUserSimulator(model=tiny_llm, adapter=str(out), dtype="float32", dataset=ml100k, history_in_prompt=5)
+    assert explicit.scenes.history_in_prompt == 5  # an explicit setting wins over the card
     with pytest.raises(FileNotFoundError, match="not an adapter trained here"):
         export_adapter(tmp_path, tmp_path / "x")
 
