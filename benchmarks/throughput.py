@@ -66,16 +66,38 @@ def measure_vector(envs: gym.vector.VectorEnv, seconds: float, rng: np.random.Ge
     return steps / (time.perf_counter() - start)
 
 
-def matmul_flops(seconds: float = 2.0, n: int = 2048) -> float:
-    """bf16 matmul FLOP/s of this machine (torch, n x n)."""
+def cpu_model() -> str:
+    """The CPU's model name (bf16 matmul speed differs several-fold between CPUs with and without AMX)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _sync(device: str) -> None:
     import torch
 
-    a, b = torch.randn(n, n, dtype=torch.bfloat16), torch.randn(n, n, dtype=torch.bfloat16)
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_flops(seconds: float = 2.0, n: int = 2048, device: str = "cpu") -> float:
+    """bf16 matmul FLOP/s of this machine (torch, n x n) on ``device``."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        n = max(n, 8192)  # a 2048 matmul does not fill a GPU
+    a, b = (torch.randn(n, n, dtype=torch.bfloat16, device=device) for _ in range(2))
     for _ in range(3):
         a @ b
+    _sync(device)
     reps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         a @ b
+        _sync(device)
         reps += 1
     return 2 * n**3 * reps / (time.perf_counter() - start)
 
@@ -149,12 +171,15 @@ def plain_forward(model, batch: int = 8, length: int = 400, reps: int = 3) -> di
     """Tokens/s of the bare model on full causal sequences: what any scorer on this model could reach."""
     import torch
 
-    ids = torch.randint(100, 10000, (batch, length))
+    device = str(next(model.parameters()).device)
+    ids = torch.randint(100, 10000, (batch, length), device=device)
     with torch.inference_mode():
         model(input_ids=ids, logits_to_keep=1)
+        _sync(device)
         start = time.perf_counter()
         for _ in range(reps):
             model(input_ids=ids, logits_to_keep=1)
+        _sync(device)
     dt = (time.perf_counter() - start) / reps
     return {"decisions_per_s": float("nan"), "tokens_per_s": batch * length / dt, "decisions": 0}
 
@@ -164,7 +189,7 @@ def llm_main(args: argparse.Namespace) -> int:
     from simulators.llm import LLMUserSimulator
 
     ds = load_dataset("ml-100k")
-    sim = LLMUserSimulator(dataset=ds, cache_size=0, compile=args.compile)
+    sim = LLMUserSimulator(dataset=ds, cache_size=0, compile=args.compile, device=args.device)
     params = sum(p.numel() for p in sim.model.parameters())
     base_config = sim.config
     gen_name = "generate + parse, 1 per decision (SUBER/Agent4Rec)"  # rows print in insertion order
@@ -173,7 +198,7 @@ def llm_main(args: argparse.Namespace) -> int:
     sim.generate(["warm up"], 2)
     sim.respond(scene_requests(ds, 2, seed=0), [np.random.default_rng(0)] * 2)
     for rnd in tqdm(range(args.rounds), desc="rounds"):
-        round_peak = [matmul_flops(1.0)]
+        round_peak = [matmul_flops(1.0, device=args.device)]
         for batch in (1, 8, 32, 64):
             sim.config = type(base_config)(**{**base_config.__dict__, "batch_size": batch})
             reqs = scene_requests(ds, max(batch, 8), seed=100 * rnd + batch)
@@ -187,7 +212,7 @@ def llm_main(args: argparse.Namespace) -> int:
         dt, toks, n, fails = generate_and_parse(sim, scene_requests(ds, args.generate_users, seed=1000 + rnd))
         samples.setdefault(gen_name, []).append(
             {"decisions_per_s": n / dt, "tokens_per_s": toks / dt, "parse_failures": fails, "decisions": n})
-        round_peak.append(matmul_flops(1.0))
+        round_peak.append(matmul_flops(1.0, device=args.device))
         peaks.append(max(round_peak))
     sim.config = base_config
     del sim
@@ -207,7 +232,7 @@ def llm_main(args: argparse.Namespace) -> int:
     env_rows = {}
     for mode in ("page", "feed"):
         envs = gym.make_vec("RecSimEnv-v0", num_envs=64, vectorization_mode="vector_entry_point", simulator="llm",
-                            simulator_kwargs={"compile": args.compile}, feedback_mode=mode, user_split="test")
+                            simulator_kwargs={"compile": args.compile, "device": args.device}, feedback_mode=mode, user_split="test")
         envs.reset(seed=0)
         rng = np.random.default_rng(0)
         t0 = time.perf_counter()
@@ -217,15 +242,21 @@ def llm_main(args: argparse.Namespace) -> int:
         envs.close()
 
     cmd = (f"python -m benchmarks.throughput --simulator llm --rounds {args.rounds} "
-           f"--generate-users {args.generate_users} --env-steps {args.env_steps}" + (" --compile" if args.compile else ""))
+           f"--generate-users {args.generate_users} --env-steps {args.env_steps}" + (" --compile" if args.compile else "")
+           + (f" --device {args.device}" if args.device != "cpu" else ""))
+    accelerator = ""
+    if args.device.startswith("cuda"):
+        import torch
+
+        accelerator = f"; model on {torch.cuda.get_device_name(torch.device(args.device))}"
     lines = [
-        "# LLM user simulator throughput (SmolLM2-135M-Instruct, bf16, CPU, ml-100k, feed of 10 items)", "",
+        f"# LLM user simulator throughput (SmolLM2-135M-Instruct, bf16, {args.device.upper()}, ml-100k, feed of 10 items)", "",
         f"Model {'with' if args.compile else 'without'} torch.compile of its MLP and norms (the same model object "
         f"serves the scorer and the generate baseline).", "",
         f"Command: `{cmd}`", "",
-        f"Machine: {platform.machine()}, {__import__('os').cpu_count()} cores (a shared VM: absolute speed drifts by up to 2x "
+        f"Machine: {cpu_model()} ({platform.machine()}), {__import__('os').cpu_count()} cores{accelerator} (a shared VM: absolute speed drifts by up to 2x "
         f"between minutes, so every row is measured in each of {args.rounds} interleaved rounds and ratios are taken "
-        f"within a round). bf16 matmul peak per round (torch 2048 x 2048, max of round start/end): "
+        f"within a round). bf16 matmul peak per round (torch n x n, n = 2048 on a CPU, 8192 on a GPU; max of round start/end): "
         f"{', '.join(f'{p / 1e9:,.0f}' for p in peaks)} GFLOP/s. Model parameters: {params / 1e6:.1f} M.", "",
         "A decision = one user's reaction to one item: watch or skip, then the reason (skip) or the rating (watch).",
         "Medians over rounds:", "",
@@ -268,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generate-users", type=int, default=2, help="llm: users x 10 items decided by generate + parse")
     parser.add_argument("--env-steps", type=int, default=2, help="llm: vector steps timed per feedback mode")
     parser.add_argument("--compile", action="store_true", help="llm: torch.compile the model's MLP and norms")
+    parser.add_argument("--device", default="cpu", help="llm: torch device of the model and the matmul peak (cpu, cuda)")
     parser.add_argument("--sizes", default="1,16,64,256", help="vector env sizes")
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
@@ -292,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# RecSimEnv-v0 throughput (ml-100k, data-fitted simulator, slate 10, feedback_mode=" + args.feedback_mode + ")",
         "", f"Command: `{cmd}`", "",
-        f"Machine: {platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores. "
+        f"Machine: {cpu_model()} ({platform.machine()}), {__import__('os').cpu_count()} cores. "
         f"Median of {args.rounds} interleaved rounds of {args.seconds:.0f} s.", "",
         "| env | env-steps/s | x single env |", "| --- | ---: | ---: |",
     ]
