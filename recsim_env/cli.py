@@ -121,7 +121,7 @@ def cmd_train_agent(args: argparse.Namespace) -> int:
 def cmd_train_simulator(args: argparse.Namespace) -> int:
     from simulators.training.scenes import SceneConfig
     from simulators.training.trainers import (
-        SimulatorDPOConfig, SimulatorSFTConfig, config_from_args, train_dpo, train_sft,
+        SimulatorDPOConfig, SimulatorGRPOConfig, SimulatorSFTConfig, config_from_args, train_dpo, train_grpo, train_sft,
     )
 
     shared = {
@@ -139,6 +139,14 @@ def cmd_train_simulator(args: argparse.Namespace) -> int:
                 "scenes": SceneConfig(seed=args.seed),
             })
             out = train_sft(config)
+        elif args.stage == "grpo":
+            config = config_from_args(SimulatorGRPOConfig, {
+                **shared, "rewards": args.rewards, "groups": args.groups, "num_generations": args.num_generations,
+                "max_completion_length": args.max_completion_length, "beta": args.beta, "feed_fraction": args.feed_fraction,
+                "role_weights": tuple(float(w) for w in args.role_weights.split(",")) if args.role_weights else None,
+                "no_group_profiles": args.no_group_profiles or None, "scenes": SceneConfig(seed=args.seed),
+            })
+            out = train_grpo(config)
         else:
             config = config_from_args(SimulatorDPOConfig, {**shared, "pairs": args.pairs, "beta": args.beta})
             out = train_dpo(config)
@@ -261,8 +269,8 @@ def _add_eval_simulator(sub) -> None:
 
 
 def _add_train_simulator(sub) -> None:
-    p = sub.add_parser("train-simulator", help="fine-tune the LLM user simulator (TRL SFT or DPO, LoRA by default)")
-    p.add_argument("stage", choices=["sft", "dpo"])
+    p = sub.add_parser("train-simulator", help="fine-tune the LLM user simulator (TRL SFT, DPO or GRPO; LoRA by default)")
+    p.add_argument("stage", choices=["sft", "dpo", "grpo"])
     p.add_argument("--out", required=True, help="output folder (adapter, checkpoints/, TRAINING_CARD.md); a rerun resumes")
     p.add_argument("--dataset", default="ml-100k")
     p.add_argument("--model", default=None, help="base model: smollm2-135m (default), a checkpoint dir or a hub id")
@@ -277,7 +285,7 @@ def _add_train_simulator(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU: ~1.5x faster)")
     p.add_argument("--history-in-prompt", type=int, default=None)
-    p.add_argument("--feed-fraction", type=float, default=None, help="sft: share of feed-item examples")
+    p.add_argument("--feed-fraction", type=float, default=None, help="sft / grpo: share of feed-item examples")
     p.add_argument("--rationales", default=None, help="sft: JSONL of distilled decision processes to mix in")
     p.add_argument("--label-teacher", default=None, help="sft: teacher LLM for skip reasons, <model>[+<adapter dir>]")
     p.add_argument("--unchosen-fraction", type=float, default=None,
@@ -286,7 +294,13 @@ def _add_train_simulator(sub) -> None:
                    help="sft: comma-separated option sources of those (random,collaborative,content; default any); "
                         "'random' = never-interacted items")
     p.add_argument("--pairs", default=None, help="dpo: JSONL of prompt/chosen/rejected rows (recsim distill)")
-    p.add_argument("--beta", type=float, default=None, help="dpo: temperature")
+    p.add_argument("--beta", type=float, default=None, help="dpo: temperature; grpo: KL weight to the reference")
+    p.add_argument("--rewards", default=None, choices=["plain", "sgrpo", "gagrpo", "vragent"], help="grpo: reward design")
+    p.add_argument("--groups", default=None, help="grpo --rewards gagrpo: user-groups JSON (recsim build-groups)")
+    p.add_argument("--role-weights", default=None, help="grpo gagrpo: W_T,W_S,W_G (default 1,0.5,0.5)")
+    p.add_argument("--no-group-profiles", action="store_true", help="grpo gagrpo ablation: no group-profile prompts")
+    p.add_argument("--num-generations", type=int, default=None, help="grpo: completions per prompt")
+    p.add_argument("--max-completion-length", type=int, default=None, help="grpo: new tokens per completion")
 
 
 def llm_demo(n_users: int, seed: int) -> None:

@@ -1,7 +1,7 @@
-"""Fine-tuning the LLM user simulator with TRL: SFT on real behaviour, then DPO on distilled preferences.
+"""Fine-tuning the LLM user simulator with TRL: SFT on real behaviour, DPO on distilled preferences, GRPO on rewards.
 
 One config dataclass per trainer (as TRL does): :class:`SimulatorSFTConfig` -> :func:`train_sft`,
-:class:`SimulatorDPOConfig` -> :func:`train_dpo`. Both
+:class:`SimulatorDPOConfig` -> :func:`train_dpo`, :class:`SimulatorGRPOConfig` -> :func:`train_grpo`. All
 
 * load the base model in fp32 (a CPU trains fp32; ``bf16=True`` turns on autocast, ~1.5x faster here)
   and train a LoRA adapter (peft) on all linear layers, or all weights with ``full=True``;
@@ -16,6 +16,8 @@ SFT data (see :mod:`simulators.training.examples`): train users' choice scenes (
 and its real rating) and feed scenes (watch/skip, then the rating or the labelled reason), in the
 simulator's own prompt format; optionally decision-process rationales from distillation. The
 completion-only loss (TRL's default for prompt/completion data) trains the answers, not the prompts.
+GRPO data (:mod:`simulators.training.grpo_data`): prompts that ask for ``<think>...</think><answer>...</answer>``
+with the truth columns the rewards read (:mod:`simulators.training.rewards`; GA-GRPO: :mod:`simulators.training.group_grpo`).
 DPO data: ``{"prompt", "chosen", "rejected"}`` rows, from `recsim distill` (decision processes) or `recsim pairs` (:func:`simulators.training.preferences.behaviour_pairs`);
 the reference model is the starting adapter (TRL keeps a frozen copy) or the base model.
 """
@@ -31,9 +33,13 @@ from typing import Sequence
 import numpy as np
 
 from simulators.llm.models import DEFAULT_MODEL, resolve_model_dir
+from simulators.training.rewards import RewardConfig
 from simulators.training.scenes import SceneConfig
 
-__all__ = ["SimulatorDPOConfig", "SimulatorSFTConfig", "export_adapter", "sft_examples", "train_dpo", "train_sft", "write_card"]
+__all__ = [
+    "SimulatorDPOConfig", "SimulatorGRPOConfig", "SimulatorSFTConfig", "export_adapter", "grpo_rows", "sft_examples", "train_dpo",
+    "train_grpo", "train_sft", "write_card",
+]
 
 LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -149,6 +155,65 @@ class SimulatorDPOConfig(_RunConfig):
             raise ValueError(f"beta must be > 0, got {self.beta}.")
 
 
+@dataclass
+class SimulatorGRPOConfig(_RunConfig):
+    """GRPO (TRL ``GRPOTrainer``) with a reward design of :func:`simulators.training.rewards.reward_functions`.
+
+    rewards: ``plain`` (format + judge + choice + reason), ``sgrpo`` (format + S-GRPO steps), ``gagrpo``
+        (format + judge + choice, group-aware advantages over user / similar user / group profile), ``vragent``
+        (format + like/dislike +1/-1 + next-item selection +2).
+    reward_config: the values and weights of the rewards.
+    groups: the user-groups JSON of ``recsim build-groups`` (``gagrpo`` needs it).
+    role_weights: (W_T, W_S, W_G) of ``gagrpo``.
+    no_group_profiles: ``gagrpo`` ablation: the group-profile prompt is replaced by the training user's.
+    feed_fraction: share of feed-item prompts (the rest are choice scenes); ``sgrpo`` uses feed items only.
+    batch_size: completions per optimiser micro-step; a multiple of ``num_generations`` (x3 for ``gagrpo``).
+    beta: KL weight to the reference model (the base model; 0 = no reference, TRL's default).
+    """
+
+    output_dir: str = "runs/grpo"
+    rewards: str = "sgrpo"
+    reward_config: RewardConfig = field(default_factory=RewardConfig)
+    groups: str | None = None
+    role_weights: tuple[float, float, float] = (1.0, 0.5, 0.5)
+    no_group_profiles: bool = False
+    feed_fraction: float = 0.5
+    scenes: SceneConfig = field(default_factory=SceneConfig)
+    num_generations: int = 4
+    max_completion_length: int = 64
+    temperature: float = 1.0
+    beta: float = 0.0
+    learning_rate: float = 1e-5
+    batch_size: int = 8
+    history_in_prompt: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from simulators.training.rewards import DESIGNS
+
+        if self.rewards not in DESIGNS:
+            raise ValueError(f"rewards must be one of {', '.join(DESIGNS)}, got {self.rewards!r}.")
+        if self.num_generations < 2:
+            raise ValueError(f"num_generations must be >= 2 (GRPO compares a prompt's completions), got {self.num_generations}.")
+        group = self.num_generations * (3 if self.rewards == "gagrpo" else 1)
+        if self.batch_size % group:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of {group} "
+                             f"(num_generations{' x 3 prompts per GA-GRPO example' if group != self.num_generations else ''}).")
+        if self.rewards == "gagrpo" and (self.groups is None or not Path(self.groups).is_file()):
+            raise FileNotFoundError(
+                f"groups={self.groups!r}: GA-GRPO needs a user-groups JSON (`recsim build-groups --out FILE`; for ml-100k "
+                "one is committed at benchmarks/results/groups_ml100k_interest.json)."
+            )
+        if not 0.0 <= self.feed_fraction <= 1.0:
+            raise ValueError(f"feed_fraction must be in [0, 1], got {self.feed_fraction}.")
+        if len(self.role_weights) != 3 or min(self.role_weights) < 0:
+            raise ValueError(f"role_weights must be three non-negative numbers (W_T, W_S, W_G), got {self.role_weights}.")
+
+    @property
+    def n_prompts(self) -> int:
+        return self.max_steps * self.batch_size * self.grad_accum // self.num_generations
+
+
 # ----------------------------------------------------------------------------------------------- data
 def sft_examples(dataset, tokenizer, config: SimulatorSFTConfig) -> tuple[list[dict[str, str]], dict[str, int]]:
     """The seeded SFT examples of a run (exactly ``config.n_examples``, fewer if the data runs out) and their counts by kind."""
@@ -199,6 +264,50 @@ def sft_examples(dataset, tokenizer, config: SimulatorSFTConfig) -> tuple[list[d
         counts["rationale"] = len(keep)
     order = rng.permutation(len(examples))
     return [examples[i] for i in order], counts
+
+
+def grpo_rows(dataset, tokenizer, config: SimulatorGRPOConfig) -> tuple[list[dict], dict[str, int]]:
+    """The seeded GRPO prompts of a run (``config.n_prompts``, fewer if the data runs out) and their counts by kind.
+
+    Rows are in (user, similar, group) triples for ``gagrpo`` (see :mod:`simulators.training.grpo_data`).
+    """
+    from simulators.groups import load_groups
+    from simulators.llm.prompts import ChatFormat, SceneBuilder
+    from simulators.training.grpo_data import choice_rows, feed_rows, group_triples
+    from simulators.training.labels import DataLabeller
+    from simulators.training.scenes import choice_scenes, feed_scenes
+
+    rng = np.random.default_rng(config.seed)
+    builder = SceneBuilder(dataset, ChatFormat(tokenizer), history_in_prompt=config.history_in_prompt)
+    triple = config.rewards == "gagrpo"
+    n = config.n_prompts // 3 if triple else config.n_prompts  # examples (a GA-GRPO example is 3 prompts)
+    n_feed = n if config.rewards == "sgrpo" else int(round(n * config.feed_fraction))
+    feed = feed_scenes(dataset, "train", config.scenes)
+    feed = [feed[i] for i in rng.permutation(len(feed))[: -(-n_feed // config.scenes.feed_items)]]
+    labels = DataLabeller(dataset).label(feed) if feed else []
+    rows: list[dict] = []
+    if triple:
+        groups = load_groups(config.groups)
+        for scene, lab in zip(feed, labels):
+            rows += group_triples(builder, scene, groups, rng, lab, config.scenes.memory)
+        rows = rows[: 3 * n_feed]
+        if config.no_group_profiles:  # ablation: the group prompt becomes the training user's
+            for i in range(2, len(rows), 3):
+                rows[i] = dict(rows[i - 2], role="group")
+    else:
+        rows = [r for scene, lab in zip(feed, labels) for r in feed_rows(builder, scene, lab)][:n_feed]
+    counts = {"feed": len(rows) // (3 if triple else 1)}
+    if n - n_feed > 0:
+        scenes = choice_scenes(dataset, "train", config.scenes)
+        picked = [scenes[i] for i in rng.permutation(len(scenes))[: n - n_feed]]
+        extra = [r for s in picked for r in choice_rows(builder, s)]
+        if triple:  # a choice scene has no group variant here: the user stands in for all three roles
+            extra = [dict(r, role=role) for r in extra for role in ("user", "similar", "group")]
+        rows += extra
+        counts["choice"] = len(picked)
+    if triple:
+        counts["similar_users"] = sum(r["role"] == "similar" and r["user"] != rows[i - 1]["user"] for i, r in enumerate(rows))
+    return rows, counts
 
 
 def _check_lengths(tokenizer, texts: Sequence[str], max_length: int) -> None:
@@ -289,10 +398,20 @@ def _run(trainer, config: _RunConfig, kind: str, data_counts: dict[str, int], st
         "train_runtime_s": round(float(result.metrics.get("train_runtime", float("nan"))), 1),
         "final_loss": losses[-1][1] if losses else None,
         "first_loss": losses[0][1] if losses else None, "loss_curve": losses,
+        **_reward_curves(trainer.state.log_history),
         "config": asdict(config),  # json writes its tuples as lists
     }
     write_card(out, with_init_card(card))
     return out
+
+
+def _reward_curves(history: list[dict]) -> dict:
+    """GRPO only: the logged mean reward per step and per reward component, and the malformed-completion share."""
+    keys = sorted({k for h in history for k in h if k == "reward" or k == "malformed" or k.startswith("rewards/") and k.endswith("/mean")})
+    if not keys:
+        return {}
+    # a component that had no truth in a batch (e.g. no choice prompt) is logged as None there
+    return {"reward_curves": {k: [(h["step"], h[k]) for h in history if h.get(k) is not None] for k in keys}}
 
 
 def with_init_card(card: dict) -> dict:
@@ -319,6 +438,9 @@ def write_card(out: Path, card: dict) -> None:
         f"- time: {card['train_runtime_s']} s of training in the last run (resumed from {card['resumed_from']})",
         f"- loss: first logged {card['first_loss']}, last logged {card['final_loss']}",
     ]
+    if card.get("reward_curves"):
+        lines.append(f"- reward design `{cfg.get('rewards')}`; first -> last logged: " + ", ".join(
+            f"{k} {v[0][1]:.3g} -> {v[-1][1]:.3g}" for k, v in card["reward_curves"].items() if v))
     parent = card.get("init_card")
     while parent:  # the stages this adapter started from, newest first
         pcfg = parent.get("config", {})
@@ -398,6 +520,44 @@ def train_dpo(config: SimulatorDPOConfig) -> Path:
     data = HFDataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
     trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config)
     return _run(trainer, config, "dpo", {"pairs": len(rows)}, started)
+
+
+def train_grpo(config: SimulatorGRPOConfig, rows: Sequence[dict] | None = None, extra_rewards: Sequence = ()) -> Path:
+    """GRPO (TRL ``GRPOTrainer``; ``GroupAwareGRPOTrainer`` for ``gagrpo``) with the configured reward design;
+    returns the output directory. Each reward component is logged (``rewards/<name>/mean``), malformed
+    completions as ``malformed`` (their share of a batch). ``rows`` overrides the scene-built prompts;
+    ``extra_rewards`` are further TRL reward functions (weight 1) added to the design's."""
+    from datasets import Dataset as HFDataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from recsim_env.data import load_dataset
+    from simulators.training.group_grpo import GroupAwareGRPOTrainer
+    from simulators.training.rewards import reward_functions
+
+    started = time.time()
+    model, tokenizer, peft_config = _model_and_peft(config)
+    if rows is None:
+        rows, counts = grpo_rows(load_dataset(config.dataset), tokenizer, config)
+    else:
+        counts = {"given": len(rows)}
+    if not rows:
+        raise ValueError("No GRPO prompts: the dataset gave no train scenes (check SceneConfig.min_history).")
+    _check_lengths(tokenizer, [r["prompt"] for r in rows], config.max_length - config.max_completion_length)
+    funcs, weights = reward_functions(config.rewards, config.reward_config)
+    funcs, weights = [*funcs, *extra_rewards], [*weights, *[1.0] * len(extra_rewards)]
+    common = _common_args(config)
+    common.pop("max_length")
+    args = GRPOConfig(
+        **common, num_generations=config.num_generations, max_completion_length=config.max_completion_length,
+        temperature=config.temperature, beta=config.beta, reward_weights=weights,
+    )
+    kwargs = dict(model=model, reward_funcs=funcs, args=args, train_dataset=HFDataset.from_list(list(rows)),
+                  processing_class=tokenizer, peft_config=peft_config)
+    if config.rewards == "gagrpo":
+        trainer = GroupAwareGRPOTrainer(**kwargs, role_weights=config.role_weights)
+    else:
+        trainer = GRPOTrainer(**kwargs)
+    return _run(trainer, config, "grpo", counts, started)
 
 
 def config_from_args(cls, values: dict):
