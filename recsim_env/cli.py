@@ -135,6 +135,7 @@ def cmd_train_simulator(args: argparse.Namespace) -> int:
             config = config_from_args(SimulatorSFTConfig, {
                 **shared, "feed_fraction": args.feed_fraction, "rationales": args.rationales,
                 "unchosen_fraction": args.unchosen_fraction, "label_teacher": args.label_teacher,
+                "answer_format": args.answer_format,
                 "unchosen_sources": tuple(args.unchosen_sources.split(",")) if args.unchosen_sources else None,
                 "scenes": SceneConfig(seed=args.seed),
             })
@@ -293,6 +294,8 @@ def _add_train_simulator(sub) -> None:
     p.add_argument("--unchosen-sources", default=None,
                    help="sft: comma-separated option sources of those (random,collaborative,content; default any); "
                         "'random' = never-interacted items")
+    p.add_argument("--answer-format", default=None, choices=["letters", "think"],
+                   help="sft: 'think' trains GRPO's <think>/<answer> format (the warm-up before grpo)")
     p.add_argument("--pairs", default=None, help="dpo: JSONL of prompt/chosen/rejected rows (recsim distill)")
     p.add_argument("--beta", type=float, default=None, help="dpo: temperature; grpo: KL weight to the reference")
     p.add_argument("--rewards", default=None, choices=["plain", "sgrpo", "gagrpo", "vragent"], help="grpo: reward design")

@@ -107,6 +107,9 @@ class SimulatorSFTConfig(_RunConfig):
         skipped feed items (an assumption: MovieLens logs no impressions; see ``examples.unchosen_example``).
     unchosen_sources: the option sources those come from (:data:`~simulators.training.scenes.SOURCES`);
         None: any; ``("random",)``: never-interacted items only (Agent4Rec's negatives).
+    answer_format: ``"letters"`` (the simulator's scored format) or ``"think"`` (GRPO's ``<think>/<answer>``
+        format with empty thinking: the warm-up GRPO needs, since a model that never writes the format gets
+        no reward signal).
     """
 
     output_dir: str = "runs/sft"
@@ -116,9 +119,16 @@ class SimulatorSFTConfig(_RunConfig):
     unchosen_fraction: float = 0.0
     unchosen_sources: tuple[str, ...] | None = None
     label_teacher: str | None = None
+    answer_format: str = "letters"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.answer_format not in ("letters", "think"):
+            raise ValueError(f"answer_format must be 'letters' (the simulator's scored format) or 'think' (GRPO's "
+                             f"<think>/<answer> format, a warm-up before GRPO), got {self.answer_format!r}.")
+        if self.answer_format == "think" and (self.rationales or self.unchosen_fraction or self.label_teacher):
+            raise ValueError("answer_format='think' builds feed and choice examples only; drop rationales, "
+                             "unchosen_fraction and label_teacher.")
         for name in ("feed_fraction", "unchosen_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
@@ -222,6 +232,8 @@ def sft_examples(dataset, tokenizer, config: SimulatorSFTConfig) -> tuple[list[d
     from simulators.training.labels import labeller
     from simulators.training.scenes import choice_scenes, feed_scenes
 
+    if config.answer_format == "think":
+        return _think_examples(dataset, tokenizer, config)
     rng = np.random.default_rng(config.seed)
     builder = SceneBuilder(dataset, ChatFormat(tokenizer), history_in_prompt=config.history_in_prompt)
     rationale_rows = _read_jsonl(config.rationales) if config.rationales else []
@@ -266,6 +278,19 @@ def sft_examples(dataset, tokenizer, config: SimulatorSFTConfig) -> tuple[list[d
     return [examples[i] for i in order], counts
 
 
+def _sample_scenes(dataset, rng: np.random.Generator, n_feed: int, n_choice: int, scenes: SceneConfig):
+    """Seeded train feed scenes enough for ``n_feed`` items (with their reason labels) and ``n_choice`` choice scenes."""
+    from simulators.training.labels import DataLabeller
+    from simulators.training.scenes import choice_scenes, feed_scenes
+
+    feed = feed_scenes(dataset, "train", scenes) if n_feed else []
+    feed = [feed[i] for i in rng.permutation(len(feed))[: -(-n_feed // scenes.feed_items)]] if n_feed else []
+    labels = DataLabeller(dataset).label(feed) if feed else []
+    choice = choice_scenes(dataset, "train", scenes) if n_choice > 0 else []
+    choice = [choice[i] for i in rng.permutation(len(choice))[:n_choice]] if choice else []
+    return feed, labels, choice
+
+
 def grpo_rows(dataset, tokenizer, config: SimulatorGRPOConfig) -> tuple[list[dict], dict[str, int]]:
     """The seeded GRPO prompts of a run (``config.n_prompts``, fewer if the data runs out) and their counts by kind.
 
@@ -274,17 +299,13 @@ def grpo_rows(dataset, tokenizer, config: SimulatorGRPOConfig) -> tuple[list[dic
     from simulators.groups import load_groups
     from simulators.llm.prompts import ChatFormat, SceneBuilder
     from simulators.training.grpo_data import choice_rows, feed_rows, group_triples
-    from simulators.training.labels import DataLabeller
-    from simulators.training.scenes import choice_scenes, feed_scenes
 
     rng = np.random.default_rng(config.seed)
     builder = SceneBuilder(dataset, ChatFormat(tokenizer), history_in_prompt=config.history_in_prompt)
     triple = config.rewards == "gagrpo"
     n = config.n_prompts // 3 if triple else config.n_prompts  # examples (a GA-GRPO example is 3 prompts)
     n_feed = n if config.rewards == "sgrpo" else int(round(n * config.feed_fraction))
-    feed = feed_scenes(dataset, "train", config.scenes)
-    feed = [feed[i] for i in rng.permutation(len(feed))[: -(-n_feed // config.scenes.feed_items)]]
-    labels = DataLabeller(dataset).label(feed) if feed else []
+    feed, labels, choice = _sample_scenes(dataset, rng, n_feed, n - n_feed, config.scenes)
     rows: list[dict] = []
     if triple:
         groups = load_groups(config.groups)
@@ -297,17 +318,33 @@ def grpo_rows(dataset, tokenizer, config: SimulatorGRPOConfig) -> tuple[list[dic
     else:
         rows = [r for scene, lab in zip(feed, labels) for r in feed_rows(builder, scene, lab)][:n_feed]
     counts = {"feed": len(rows) // (3 if triple else 1)}
-    if n - n_feed > 0:
-        scenes = choice_scenes(dataset, "train", config.scenes)
-        picked = [scenes[i] for i in rng.permutation(len(scenes))[: n - n_feed]]
-        extra = [r for s in picked for r in choice_rows(builder, s)]
+    if choice:
+        extra = [r for s in choice for r in choice_rows(builder, s)]
         if triple:  # a choice scene has no group variant here: the user stands in for all three roles
             extra = [dict(r, role=role) for r in extra for role in ("user", "similar", "group")]
         rows += extra
-        counts["choice"] = len(picked)
+        counts["choice"] = len(choice)
     if triple:
         counts["similar_users"] = sum(r["role"] == "similar" and r["user"] != rows[i - 1]["user"] for i, r in enumerate(rows))
     return rows, counts
+
+
+def _think_examples(dataset, tokenizer, config: SimulatorSFTConfig) -> tuple[list[dict[str, str]], dict[str, int]]:
+    """SFT in GRPO's answer format (a format warm-up): GRPO's prompts, the real answer as
+    ``<think></think><answer>...</answer>`` (empty thinking: no real reasoning text exists to imitate)."""
+    from simulators.llm.prompts import ChatFormat, SceneBuilder
+    from simulators.training.grpo_data import choice_rows, feed_rows, format_completion
+
+    rng = np.random.default_rng(config.seed)
+    builder = SceneBuilder(dataset, ChatFormat(tokenizer), history_in_prompt=config.history_in_prompt)
+    n_feed = int(round(config.n_examples * config.feed_fraction))
+    feed, labels, choice = _sample_scenes(dataset, rng, n_feed, config.n_examples - n_feed, config.scenes)
+    rows = [r for scene, lab in zip(feed, labels) for r in feed_rows(builder, scene, lab)][:n_feed]
+    counts = {"feed": len(rows)}
+    rows += [r for s in choice for r in choice_rows(builder, s)]
+    counts["choice"] = len(rows) - counts["feed"]
+    examples = [{"prompt": r["prompt"], "completion": format_completion(r)} for r in rows]
+    return [examples[i] for i in rng.permutation(len(examples))], counts
 
 
 def _check_lengths(tokenizer, texts: Sequence[str], max_length: int) -> None:

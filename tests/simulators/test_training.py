@@ -53,6 +53,22 @@ def test_sft_examples_are_seeded_and_mixed(ml100k, tokenizer):
     assert sum(e["prompt"].endswith("Judge: [") for e in a) == 4
 
 
+def test_think_format_examples_are_grpo_prompts_with_the_real_answer(ml100k, tokenizer):
+    from simulators.training.rewards import parse_completion
+
+    cfg = SimulatorSFTConfig(max_steps=2, batch_size=5, feed_fraction=0.6, answer_format="think", history_in_prompt=3)
+    rows, counts = sft_examples(ml100k, tokenizer, cfg)
+    assert counts == {"feed": 6, "choice": 4} and len(rows) == 10
+    for r in rows:
+        answer = parse_completion(r["completion"], n_options=13, n_reasons=3)
+        assert answer.think == "" and "<think>...</think><answer>" in r["prompt"]  # the prompt shows the format
+        assert (answer.judge is None) == (answer.choice is not None)
+    with pytest.raises(ValueError, match="answer_format"):
+        SimulatorSFTConfig(answer_format="xml")
+    with pytest.raises(ValueError, match="drop rationales"):
+        SimulatorSFTConfig(answer_format="think", unchosen_fraction=0.5)
+
+
 def test_unchosen_options_become_skipped_feed_items(ml100k, tokenizer, builder):
     from simulators.training.examples import unchosen_example
 
