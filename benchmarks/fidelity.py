@@ -485,13 +485,20 @@ def _llm(name: str, dataset: Dataset) -> tuple[str, UserSimulator]:
 
 
 def _stages(adapter: Path) -> str:
-    """The training stages of an adapter from its card's ``init_card`` chain, oldest first ("SFT+DPO")."""
+    """The training stages of an adapter from its card's ``init_card`` chain, oldest first ("SFT+DPO",
+    "SFT+SFT-think+S-GRPO"): GRPO stages are named by their reward design."""
     card_path = adapter / "training_card.json"
     if not card_path.is_file():
         return "adapter"
     card, kinds = json.loads(card_path.read_text()), []
+    designs = {"plain": "GRPO", "sgrpo": "S-GRPO", "gagrpo": "GA-GRPO", "vragent": "VRAgent-GRPO"}
     while card:
-        kinds.append(str(card.get("kind", "adapter")).upper())
+        kind, config = str(card.get("kind", "adapter")), card.get("config", {})
+        if kind == "grpo":
+            name = designs.get(config.get("rewards"), "GRPO")
+            kinds.append(name + (" w/o group profiles" if config.get("no_group_profiles") else ""))
+        else:
+            kinds.append(kind.upper() + ("-think" if config.get("answer_format") == "think" else ""))
         card = card.get("init_card")
     return "+".join(reversed(kinds))
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from recsim_env.data import cache_dir
 
 __all__ = [
-    "DEFAULT_MODEL", "ModelNotFoundError", "cache_dir", "compile_elementwise", "load_model", "load_tokenizer",
-    "resolve_adapter_dir", "resolve_model_dir",
+    "DEFAULT_ADAPTER", "DEFAULT_MODEL", "ModelNotFoundError", "cache_dir", "compile_elementwise", "load_model", "load_tokenizer",
+    "default_adapter", "resolve_adapter_dir", "resolve_model_dir", "trained_answer_format", "trained_history_in_prompt",
 ]
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -86,6 +86,15 @@ def resolve_model_dir(name: str = DEFAULT_MODEL) -> str:
 
 
 ADAPTERS = Path(__file__).parent / "adapters"  # adapters trained by this repository's pipeline, with their cards
+# The adapter ``simulator="llm"`` applies by default, on the default model and the dataset it was trained on
+# (SFT then S-GRPO on ml-100k; its card in ADAPTERS/<name>/TRAINING_CARD.md). ``adapter=None`` gives the base model.
+DEFAULT_ADAPTER, DEFAULT_ADAPTER_DATASET = "smollm2-135m-ml100k-sgrpo", "ml-100k"
+
+
+def default_adapter(model: str, dataset_name: str) -> str | None:
+    """The shipped adapter an environment's ``simulator="llm"`` uses when none is named: :data:`DEFAULT_ADAPTER` for
+    the default model on the dataset it was trained on, else None (the base model)."""
+    return DEFAULT_ADAPTER if model == DEFAULT_MODEL and dataset_name == DEFAULT_ADAPTER_DATASET else None
 
 
 def resolve_adapter_dir(adapter: str) -> str:
@@ -102,16 +111,28 @@ def resolve_adapter_dir(adapter: str) -> str:
     return str(path)
 
 
+def _training_card(adapter: str | None) -> dict:
+    """The adapter's ``training_card.json`` ({} without an adapter or a card)."""
+    if adapter is None:
+        return {}
+    card = Path(resolve_adapter_dir(adapter)) / "training_card.json"
+    return json.loads(card.read_text()) if card.is_file() else {}
+
+
 def trained_history_in_prompt(adapter: str | None) -> int | None:
     """The number of memory items the adapter's training prompts showed (from its ``training_card.json``),
     or None when unknown (no adapter, no card). A simulator should show the same number."""
-    if adapter is None:
-        return None
-    card = Path(resolve_adapter_dir(adapter)) / "training_card.json"
-    if not card.is_file():
-        return None
-    value = json.loads(card.read_text()).get("config", {}).get("history_in_prompt")
+    value = _training_card(adapter).get("config", {}).get("history_in_prompt")
     return int(value) if value is not None else None
+
+
+def trained_answer_format(adapter: str | None) -> str | None:
+    """The answer format the adapter was trained on: ``"think"`` (a GRPO adapter, or SFT with
+    ``answer_format="think"``), ``"letters"`` (other SFT / DPO adapters), None when unknown (no adapter, no card)."""
+    card = _training_card(adapter)
+    if not card:
+        return None
+    return "think" if card.get("kind") == "grpo" or card.get("config", {}).get("answer_format") == "think" else "letters"
 
 
 def load_tokenizer(name: str = DEFAULT_MODEL):

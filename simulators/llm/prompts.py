@@ -30,6 +30,13 @@ __all__ = ["ChatFormat", "ReasonClass", "SceneBuilder", "GUBS_TAXONOMY", "LETTER
 LETTERS = string.ascii_uppercase
 PAGE_PREFIX, JUDGE_PREFIX = "Behavior: [", "Judge: ["
 REASON_PREFIX, RATING_PREFIX, WATCHED_PREFIX = "Reason: [", "Rating: [", "Watched: ["
+ANSWER_FORMATS = ("letters", "think")
+# The "think" format (GRPO's): the question asks for <think>...</think><answer>...</answer>; the scored answer
+# starts after an empty thinking text, as the format warm-up trained it.
+THINK_FORMAT = ("Think as this user inside <think></think>, then answer inside <answer></answer> with {what}. "
+                "Example: <think>...</think><answer>{example}</answer>")
+THINK_ANSWER = "<think></think><answer>"
+THINK_JUDGE_PREFIX, THINK_JUDGE_LABELS = THINK_ANSWER + "Judge:", (" watch", " skip")
 
 
 @dataclass(frozen=True)
@@ -140,12 +147,15 @@ class SceneBuilder:
     chat: ChatFormat
     history_in_prompt: int = 10
     taxonomy: tuple[ReasonClass, ...] = GUBS_TAXONOMY
+    answer_format: str = "letters"
     item_texts: list[str] = field(init=False)
     user_texts: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         if self.history_in_prompt < 0:
             raise ValueError(f"history_in_prompt must be >= 0, got {self.history_in_prompt}.")
+        if self.answer_format not in ANSWER_FORMATS:
+            raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {self.answer_format!r}.")
         ds = self.dataset
         self.kind = item_kind(ds)
         feats = item_features(ds)
@@ -216,8 +226,8 @@ class SceneBuilder:
             lines.append("- nothing yet")
         return "\n".join(lines) + "\n"
 
-    def page_branch(self, r: SimulationRequest) -> tuple[str, int]:
-        """The exposure list with a final 'None of these'; returns (branch text, number of options)."""
+    def page_listing(self, r: SimulationRequest) -> tuple[str, int]:
+        """The exposure list with a final 'None of these' and the question; returns (text, number of options)."""
         k = len(r.slate)
         if k + 1 > len(LETTERS):
             raise ValueError(f"Page mode labels options A-Z: slate_size must be <= {len(LETTERS) - 1}, got {k}.")
@@ -225,11 +235,47 @@ class SceneBuilder:
         lines += [f"[{LETTERS[j]}] {self.item_texts[int(item)]}" for j, item in enumerate(r.slate)]
         lines.append(f"[{LETTERS[k]}] None of these")
         lines.append("Which one do you click?")
-        return self.chat.ask("\n".join(lines), PAGE_PREFIX), k + 1
+        return "\n".join(lines), k + 1
+
+    def page_question(self, r: SimulationRequest) -> tuple[str, int]:
+        """The page question in this builder's answer format (the think format asks for 'Choice: [X]')."""
+        listing, n = self.page_listing(r)
+        if self.answer_format == "letters":
+            return listing, n
+        return listing + "\n" + THINK_FORMAT.format(what="'Choice: [X]', the letter of the item you click", example="Choice: [C]"), n
+
+    def page_branch(self, r: SimulationRequest) -> tuple[str, int]:
+        """The page question with the answer opened up to the option letter; returns (branch text, number of options)."""
+        question, n = self.page_question(r)
+        return self.chat.ask(question, self.page_prefix), n
+
+    def feed_question(self, item: int) -> str:
+        """The judge question for one item playing in the feed, in this builder's answer format."""
+        shown = f"In your feed now: {self.item_texts[item]}"
+        if self.answer_format == "letters":
+            return shown
+        reasons = ", ".join(f"[{LETTERS[j]}] {c.name}" for j, c in enumerate(self.taxonomy))
+        what = f"'Judge: watch', or 'Judge: skip; Reason: [X]' with the reason letter ({reasons})"
+        return shown + "\n" + THINK_FORMAT.format(what=what, example="Judge: skip; Reason: [B]")
 
     def feed_branch(self, item: int) -> str:
-        """Judge question for one item playing in the feed."""
-        return self.chat.ask(f"In your feed now: {self.item_texts[item]}", JUDGE_PREFIX)
+        """The judge question with the answer opened up to the judgement."""
+        return self.chat.ask(self.feed_question(item), self.judge_prefix)
+
+    @property
+    def page_prefix(self) -> str:
+        """The answer start right before a page option letter."""
+        return PAGE_PREFIX if self.answer_format == "letters" else THINK_ANSWER + "Choice: ["
+
+    @property
+    def judge_prefix(self) -> str:
+        """The answer start right before the feed judgement."""
+        return JUDGE_PREFIX if self.answer_format == "letters" else THINK_JUDGE_PREFIX
+
+    @property
+    def judge_labels(self) -> tuple[str, str]:
+        """The (watch, skip) answers that follow :meth:`feed_branch`."""
+        return ("A", "B") if self.answer_format == "letters" else THINK_JUDGE_LABELS
 
     @property
     def value_prefix(self) -> str:
@@ -240,8 +286,13 @@ class SceneBuilder:
         return len(self.levels) if self.rated else len(WATCH_BINS)
 
     def follow_up(self, letter: int, skipped: bool | None = None) -> str:
-        """After the answer ``letter``: the reason question (a skip) or the value question (a watch / click)."""
-        return f"{LETTERS[letter]}] " + (REASON_PREFIX if skipped else self.value_prefix)
+        """After the answer ``letter`` (a page option; in feed mode 0 = watch, 1 = skip): the reason question
+        (a skip) or the value question (a watch / click). The think format asks them as further answer fields."""
+        if self.answer_format == "letters":
+            return f"{LETTERS[letter]}] " + (REASON_PREFIX if skipped else self.value_prefix)
+        if skipped is None:
+            return f"{LETTERS[letter]}]; {self.value_prefix}"
+        return f"{THINK_JUDGE_LABELS[letter]}; " + (REASON_PREFIX if skipped else self.value_prefix)
 
     def value_to_ratio(self, option: int, u: float) -> tuple[float, float]:
         """(watch ratio, rating) for an answer to :meth:`value_question`; ``u`` in [0, 1) places it in its bin."""

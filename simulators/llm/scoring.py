@@ -30,19 +30,22 @@ import torch
 __all__ = ["Tree", "TreeScorer", "option_token_ids"]
 
 
-def option_token_ids(tokenizer, n: int, prefix: str = "Behavior: [") -> list[int]:
-    """Token ids of the letters A.. for ``n`` options as they follow ``prefix``.
+def option_token_ids(tokenizer, n: int, prefix: str = "Behavior: [", labels: Sequence[str] | None = None) -> list[int]:
+    """Token ids of the ``n`` option labels as they follow ``prefix``: the letters A.. by default, or ``labels``
+    (e.g. the words " watch", " skip").
 
-    Raises ValueError naming the letter when a label is not a single token after the prefix.
+    Raises ValueError naming the label when it is not a single token after the prefix.
     """
+    labels = [chr(ord("A") + j) for j in range(n)] if labels is None else list(labels)
+    if len(labels) != n:
+        raise ValueError(f"option_token_ids: {n} options but {len(labels)} labels {labels!r}.")
     base = tokenizer(prefix, add_special_tokens=False)["input_ids"]
     ids = []
-    for j in range(n):
-        letter = chr(ord("A") + j)
-        full = tokenizer(prefix + letter, add_special_tokens=False)["input_ids"]
+    for label in labels:
+        full = tokenizer(prefix + label, add_special_tokens=False)["input_ids"]
         if full[: len(base)] != base or len(full) != len(base) + 1:
             raise ValueError(
-                f"Option label {letter!r} is not a single token after {prefix!r} for this tokenizer "
+                f"Option label {label!r} is not a single token after {prefix!r} for this tokenizer "
                 f"({tokenizer.convert_ids_to_tokens(full[len(base) - 1:])}); option scoring needs single-token labels. "
                 f"Use a tokenizer whose capital letters are single tokens (e.g. Llama/SmolLM2/Qwen)."
             )

@@ -33,8 +33,8 @@ import numpy as np
 
 from recsim_env.data import Dataset
 from simulators.base import SimulationRequest, SimulationResponse
-from simulators.llm.models import DEFAULT_MODEL, compile_elementwise, load_model, trained_history_in_prompt
-from simulators.llm.prompts import GUBS_TAXONOMY, JUDGE_PREFIX, LETTERS, PAGE_PREFIX, ChatFormat, ReasonClass, SceneBuilder
+from simulators.llm.models import DEFAULT_MODEL, compile_elementwise, load_model, trained_answer_format, trained_history_in_prompt
+from simulators.llm.prompts import GUBS_TAXONOMY, LETTERS, ChatFormat, ReasonClass, SceneBuilder
 from simulators.llm.scoring import TreeScorer, option_token_ids
 
 __all__ = ["LLMOutputError", "LLMSimulatorConfig", "LLMUserSimulator"]
@@ -52,6 +52,10 @@ class LLMSimulatorConfig:
         perform alike and 64 is slower (benchmarks/results/throughput_llm.md: masked attention over long batches).
     history_in_prompt: memory items shown in the prompt; None: as many as the adapter was trained with
         (its training card), else 10. A prompt unlike the training prompts degrades a trained adapter.
+    answer_format: ``"letters"`` (answers are option letters, ``Judge: [B]``) or ``"think"`` (GRPO's
+        ``<think>...</think><answer>Judge: skip; Reason: [B]</answer>``, scored after an empty thinking text and
+        the field name: the judgement is the word " watch" / " skip"); None: as the adapter was trained (its
+        training card), else "letters".
     explain: when to generate a first-person reason: "never", "negative" (skips / empty pages), "always".
     explain_style: "reason" (one sentence) or "decision_process" (UserMirrorer's Stimulus, Knowledge,
         Evaluation, ending with the behaviour), returned as ``reason_text``.
@@ -68,6 +72,7 @@ class LLMSimulatorConfig:
 
     batch_size: int = 8
     history_in_prompt: int | None = None
+    answer_format: Literal["letters", "think"] | None = None
     explain: Literal["never", "negative", "always"] = "never"
     explain_style: Literal["reason", "decision_process"] = "reason"
     reason_max_tokens: int = 24
@@ -92,6 +97,8 @@ class LLMSimulatorConfig:
             raise ValueError(f"on_error must be 'raise' or 'fallback', got {self.on_error!r}.")
         if not 0.0 <= self.min_option_mass < 1.0:
             raise ValueError(f"min_option_mass must be in [0, 1), got {self.min_option_mass}.")
+        if self.answer_format not in (None, "letters", "think"):
+            raise ValueError(f"answer_format must be 'letters', 'think' or None (as the adapter was trained), got {self.answer_format!r}.")
         if self.history_in_prompt is not None and self.history_in_prompt < 0:
             raise ValueError(f"history_in_prompt must be >= 0 or None, got {self.history_in_prompt}.")
         if self.batch_size < 1 or self.reason_max_tokens < 1:
@@ -147,6 +154,7 @@ class LLMUserSimulator:
         self.model_name, self.adapter = model, adapter
         trained = trained_history_in_prompt(adapter)
         self.history_in_prompt = next(h for h in (self.config.history_in_prompt, trained, 10) if h is not None)
+        self.answer_format = next(f for f in (self.config.answer_format, trained_answer_format(adapter), "letters") if f)
         self.model, self.tokenizer = load_model(model, adapter=adapter, dtype=dtype, device=device)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -169,14 +177,14 @@ class LLMUserSimulator:
             return self
         self.dataset = dataset
         self.scenes = SceneBuilder(
-            dataset, self.chat, history_in_prompt=self.history_in_prompt,
+            dataset, self.chat, history_in_prompt=self.history_in_prompt, answer_format=self.answer_format,
             taxonomy=tuple(ReasonClass(name, description) for name, description in self.config.taxonomy),
         )
         self.scorer = TreeScorer(self.model, self.tokenizer, self.scenes.system())
         sc = self.scenes
         self.letters = {
-            "page": option_token_ids(self.tokenizer, len(LETTERS), PAGE_PREFIX),
-            "judge": option_token_ids(self.tokenizer, 2, JUDGE_PREFIX),
+            "page": option_token_ids(self.tokenizer, len(LETTERS), sc.page_prefix),
+            "judge": option_token_ids(self.tokenizer, 2, sc.judge_prefix, labels=sc.judge_labels),
             "reason": option_token_ids(self.tokenizer, len(sc.taxonomy), sc.follow_up(1, skipped=True)),
             "value": option_token_ids(self.tokenizer, sc.n_values, sc.follow_up(0, skipped=False)),
         }

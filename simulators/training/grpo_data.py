@@ -29,14 +29,10 @@ from simulators.training.scenes import ChoiceScene, FeedScene
 
 __all__ = ["choice_rows", "feed_rows", "format_completion", "group_triples"]
 
-FORMAT = ("Think as this user inside <think></think>, then answer inside <answer></answer> with {what}. "
-          "Example: <think>...</think><answer>{example}</answer>")
-
-
-def _feed_question(builder: SceneBuilder, item: int) -> str:
-    reasons = ", ".join(f"[{LETTERS[j]}] {c.name}" for j, c in enumerate(builder.taxonomy))
-    what = f"'Judge: watch', or 'Judge: skip; Reason: [X]' with the reason letter ({reasons})"
-    return f"In your feed now: {builder.item_texts[item]}\n" + FORMAT.format(what=what, example="Judge: skip; Reason: [B]")
+def _think(builder: SceneBuilder) -> SceneBuilder:
+    if builder.answer_format != "think":
+        raise ValueError("GRPO rows ask for <think>/<answer>: build the SceneBuilder with answer_format='think'.")
+    return builder
 
 
 def _row(prompt: str, judge=None, reason=None, choice=None, n_options=None, role="user", user=-1) -> dict:
@@ -46,11 +42,11 @@ def _row(prompt: str, judge=None, reason=None, choice=None, n_options=None, role
 
 def feed_rows(builder: SceneBuilder, scene: FeedScene, labels: Sequence[ReasonLabel | None] | None = None) -> list[dict]:
     """One row per shown item of a feed scene: the user's memory, the item, the real watch/skip and reason."""
-    head = builder.system() + builder.context(scene.request)
+    head = _think(builder).system() + builder.context(scene.request)
     rows = []
     for k, item in enumerate(scene.request.slate):
         label = labels[k] if labels is not None and scene.skipped[k] else None
-        row = _row(head + builder.chat.ask(_feed_question(builder, int(item)), ""), "skip" if scene.skipped[k] else "watch",
+        row = _row(head + builder.chat.ask(builder.feed_question(int(item)), ""), "skip" if scene.skipped[k] else "watch",
                    label.index if label is not None else None, user=scene.user)
         row["n_reasons"] = len(builder.taxonomy)
         rows.append(row)
@@ -59,10 +55,8 @@ def feed_rows(builder: SceneBuilder, scene: FeedScene, labels: Sequence[ReasonLa
 
 def choice_rows(builder: SceneBuilder, scene: ChoiceScene) -> list[dict]:
     """The page question of a choice scene, answered as 'Choice: [X]'; truth = the real option's letter."""
-    question, n = builder.page_branch(scene.request)
-    listing = question[: question.rindex(builder.chat.assistant_open)]
-    ask = FORMAT.format(what="'Choice: [X]', the letter of the item you click", example="Choice: [C]")
-    prompt = builder.system() + builder.context(scene.request) + builder.chat.ask(listing + "\n" + ask, "")
+    question, n = _think(builder).page_question(scene.request)
+    prompt = builder.system() + builder.context(scene.request) + builder.chat.ask(question, "")
     return [_row(prompt, choice=int(scene.target), n_options=n, user=scene.user)]
 
 

@@ -301,7 +301,7 @@ def grpo_rows(dataset, tokenizer, config: SimulatorGRPOConfig) -> tuple[list[dic
     from simulators.training.grpo_data import choice_rows, feed_rows, group_triples
 
     rng = np.random.default_rng(config.seed)
-    builder = SceneBuilder(dataset, ChatFormat(tokenizer), history_in_prompt=config.history_in_prompt)
+    builder = SceneBuilder(dataset, ChatFormat(tokenizer), history_in_prompt=config.history_in_prompt, answer_format="think")
     triple = config.rewards == "gagrpo"
     n = config.n_prompts // 3 if triple else config.n_prompts  # examples (a GA-GRPO example is 3 prompts)
     n_feed = n if config.rewards == "sgrpo" else int(round(n * config.feed_fraction))
@@ -336,7 +336,7 @@ def _think_examples(dataset, tokenizer, config: SimulatorSFTConfig) -> tuple[lis
     from simulators.training.grpo_data import choice_rows, feed_rows, format_completion
 
     rng = np.random.default_rng(config.seed)
-    builder = SceneBuilder(dataset, ChatFormat(tokenizer), history_in_prompt=config.history_in_prompt)
+    builder = SceneBuilder(dataset, ChatFormat(tokenizer), history_in_prompt=config.history_in_prompt, answer_format="think")
     n_feed = int(round(config.n_examples * config.feed_fraction))
     feed, labels, choice = _sample_scenes(dataset, rng, n_feed, config.n_examples - n_feed, config.scenes)
     rows = [r for scene, lab in zip(feed, labels) for r in feed_rows(builder, scene, lab)][:n_feed]

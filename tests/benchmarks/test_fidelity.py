@@ -99,3 +99,8 @@ def test_row_names_show_the_training_stages_of_an_adapter(tmp_path):
     (tmp_path / "training_card.json").write_text(json.dumps({"kind": "dpo", "init_card": {"kind": "sft"}}))
     assert _stages(tmp_path) == "SFT+DPO"
     assert _stages(tmp_path / "missing") == "adapter"
+    think = {"kind": "sft", "config": {"answer_format": "think"}, "init_card": {"kind": "sft", "config": {}}}
+    for rewards, no_profiles, name in (("sgrpo", False, "S-GRPO"), ("plain", False, "GRPO"), ("gagrpo", True, "GA-GRPO w/o group profiles")):
+        card = {"kind": "grpo", "config": {"rewards": rewards, "no_group_profiles": no_profiles}, "init_card": think}
+        (tmp_path / "training_card.json").write_text(json.dumps(card))
+        assert _stages(tmp_path) == f"SFT+SFT-think+{name}"

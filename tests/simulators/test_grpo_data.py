@@ -14,7 +14,7 @@ from simulators.training.scenes import SceneConfig, choice_scenes, feed_scenes
 
 @pytest.fixture(scope="module")
 def builder(ml100k, tokenizer):
-    return SceneBuilder(ml100k, ChatFormat(tokenizer), history_in_prompt=3)
+    return SceneBuilder(ml100k, ChatFormat(tokenizer), history_in_prompt=3, answer_format="think")
 
 
 @pytest.fixture(scope="module")

@@ -156,6 +156,62 @@ def test_reason_probs_are_the_reason_answer_after_a_forced_skip(ml100k, tiny_llm
         np.testing.assert_allclose(p, np.array(ref), atol=1e-5)
 
 
+def test_think_format_scores_exactly_the_grpo_prompts(ml100k, tokenizer):
+    """A GRPO adapter is scored on the prompts GRPO trained it on, its answer opened after empty thinking."""
+    from simulators.training.grpo_data import choice_rows, feed_rows, format_completion
+    from simulators.training.scenes import ChoiceScene, FeedScene
+
+    sb = SceneBuilder(ml100k, ChatFormat(tokenizer), history_in_prompt=3, answer_format="think")
+    r = make_requests(ml100k, "feed", n=1, k=2)[0]
+    scene = FeedScene(user=r.user, position=5, request=r, watch_ratio=np.array([0.1, 0.8]), skipped=np.array([True, False]))
+    rows = feed_rows(sb, scene)
+    head = sb.system() + sb.context(r)
+    for row, item in zip(rows, r.slate):
+        assert head + sb.feed_branch(int(item)) == row["prompt"] + "<think></think><answer>Judge:"
+    # the truth the warm-up trains on is what the follow-up questions continue
+    skip = format_completion(dict(rows[0], reason=1))
+    assert skip.startswith("<think></think><answer>Judge:" + sb.follow_up(1, skipped=True) + "B]")
+    assert sb.follow_up(0, skipped=False) == " watch; Rating: [" and sb.follow_up(2) == "C]; Rating: ["
+    page = make_requests(ml100k, "page", n=1, k=3)[0]
+    (crow,) = choice_rows(sb, ChoiceScene(user=page.user, position=5, request=page, target=1, sources=()))
+    q, n = sb.page_branch(page)
+    assert n == crow["n_options"] == 4 and head.replace(sb.context(r), sb.context(page)) + q == crow["prompt"] + "<think></think><answer>Choice: ["
+    assert SceneBuilder(ml100k, ChatFormat(tokenizer)).feed_branch(0).endswith("Judge: [")
+    with pytest.raises(ValueError, match="answer_format must be one of"):
+        SceneBuilder(ml100k, ChatFormat(tokenizer), answer_format="json")
+    with pytest.raises(ValueError, match="answer_format='think'"):
+        feed_rows(SceneBuilder(ml100k, ChatFormat(tokenizer)), scene)
+
+
+def test_think_format_simulator_answers_and_follows_the_adapter_card(ml100k, tiny_llm, tmp_path):
+    import json
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    sim = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, answer_format="think", **OK_MASS)
+    assert sim.letters["judge"] == option_token_ids(sim.tokenizer, 2, "Judge:", labels=[" watch", " skip"])
+    feed = make_requests(ml100k, "feed", n=3, k=3)
+    out = sim.respond(feed, [np.random.default_rng(i) for i in range(3)])
+    assert all(o.skip_probs.shape == (3,) and np.all((o.skip_probs >= 0) & (o.skip_probs <= 1)) for o in out)
+    # the judge distribution is the one of the full think-format text, scored alone
+    ref, _ = sim.scorer.score_full([sim.scenes.context(feed[0]) + sim.scenes.feed_branch(int(feed[0].slate[0]))], [sim.letters["judge"]])
+    np.testing.assert_allclose(out[0].skip_probs[0], ref[0][1], atol=1e-5)
+    assert [p.shape for p in sim.reason_probs(feed)] == [(3, 3)] * 3
+    page = sim.respond(make_requests(ml100k, "page", n=2), [np.random.default_rng(0)] * 2)
+    assert all(abs(o.choice_probs.sum() - 1) < 1e-6 for o in page)
+    # the card decides the format: a GRPO card means think, an explicit argument wins
+    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_llm), LoraConfig(r=4, target_modules=["q_proj"])).save_pretrained(tmp_path)
+    (tmp_path / "training_card.json").write_text(json.dumps({"kind": "grpo", "config": {"history_in_prompt": 2}}))
+    assert LLMUserSimulator(model=tiny_llm, adapter=str(tmp_path), dtype="float32", **OK_MASS).answer_format == "think"
+    assert LLMUserSimulator(model=tiny_llm, adapter=str(tmp_path), dtype="float32", answer_format="letters").answer_format == "letters"
+    assert LLMUserSimulator(model=tiny_llm, dtype="float32").answer_format == "letters"
+    with pytest.raises(ValueError, match="answer_format must be"):
+        LLMUserSimulator(model=tiny_llm, dtype="float32", answer_format="json")
+    with pytest.raises(ValueError, match="labels"):
+        option_token_ids(sim.tokenizer, 3, "Judge:", labels=[" watch", " skip"])
+
+
 @pytest.mark.parametrize("feedback_mode", ["page", "feed"])
 @pytest.mark.parametrize("action_mode", ["catalog", "candidates"])
 def test_env_checkers_pass_with_llm_simulator(tiny_llm, feedback_mode, action_mode):
@@ -250,3 +306,4 @@ def test_real_default_model_gives_valid_distribution(ml100k):
         assert resp.errors == 0 and resp.extra["option_mass"] > 0.5
         assert resp.choice_probs.shape == (6,) and resp.choice_probs.sum() == pytest.approx(1.0)
         assert np.all(resp.choice_probs > 0)
+
