@@ -232,7 +232,7 @@ def llm_main(args: argparse.Namespace) -> int:
     env_rows = {}
     for mode in ("page", "feed"):
         envs = gym.make_vec("RecSimEnv-v0", num_envs=64, vectorization_mode="vector_entry_point", simulator="llm",
-                            simulator_kwargs={"compile": args.compile, "device": args.device}, feedback_mode=mode, user_split="test")
+                            simulator_kwargs={"compile": args.compile, "device": args.device, "adapter": None}, feedback_mode=mode, user_split="test")
         envs.reset(seed=0)
         rng = np.random.default_rng(0)
         t0 = time.perf_counter()

@@ -70,10 +70,16 @@ def _env_kwargs(args: argparse.Namespace | None, training: bool = False) -> dict
     if args is None:
         return {}
     simulator, model = getattr(args, "simulator", "fitted"), getattr(args, "simulator_model", None)
+    adapter = getattr(args, "simulator_adapter", None)
+    llm = {}
+    if model:
+        llm["model"] = model
+    if adapter:  # "none": the base model
+        llm["adapter"] = None if adapter.lower() == "none" else adapter
     kwargs = {"dataset": args.dataset, "feedback_mode": args.feedback_mode, "action_mode": args.action_mode,
               "slate_size": args.slate_size, "num_candidates": args.num_candidates,
               "user_split": getattr(args, "user_split", "train"), "simulator": simulator,
-              "simulator_kwargs": {"model": model} if simulator == "llm" and model else None}
+              "simulator_kwargs": llm if simulator == "llm" and llm else None}
     if training:
         kwargs |= {"simulator": "fitted", "simulator_kwargs": None, "user_split": "train"}
     return kwargs
@@ -144,6 +150,7 @@ def cmd_train_simulator(args: argparse.Namespace) -> int:
             config = config_from_args(SimulatorGRPOConfig, {
                 **shared, "rewards": args.rewards, "groups": args.groups, "num_generations": args.num_generations,
                 "max_completion_length": args.max_completion_length, "beta": args.beta, "feed_fraction": args.feed_fraction,
+                "temperature": args.temperature, "use_vllm": args.use_vllm or None,
                 "role_weights": tuple(float(w) for w in args.role_weights.split(",")) if args.role_weights else None,
                 "no_group_profiles": args.no_group_profiles or None, "scenes": SceneConfig(seed=args.seed),
             })
@@ -304,18 +311,22 @@ def _add_train_simulator(sub) -> None:
     p.add_argument("--no-group-profiles", action="store_true", help="grpo gagrpo ablation: no group-profile prompts")
     p.add_argument("--num-generations", type=int, default=None, help="grpo: completions per prompt")
     p.add_argument("--max-completion-length", type=int, default=None, help="grpo: new tokens per completion")
+    p.add_argument("--use-vllm", action="store_true", help="grpo: generate with vLLM (GPU, vllm installed)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="grpo: sampling temperature of the completions (default 1.0; higher: more varied answers per prompt)")
 
 
 def llm_demo(n_users: int, seed: int) -> None:
     """A few users answer a popularity slate in feed mode, with the LLM simulator and its reasons."""
     from agents.heuristics import PopularityPolicy
 
-    print(f"\n== LLM user simulator (SmolLM2-135M-Instruct, offline, not fine-tuned), feed mode, {n_users} users ==")
     env = gym.make(
         "RecSimEnv-v0", simulator="llm", simulator_kwargs={"explain": "negative"}, feedback_mode="feed",
         slate_size=5, user_split="test",
     )
     core = env.unwrapped
+    tuned = f"adapter {core.simulator.adapter} (trained here)" if core.simulator.adapter else "base model, not fine-tuned"
+    print(f"\n== LLM user simulator (SmolLM2-135M-Instruct, offline, {tuned}), feed mode, {n_users} users ==")
     policy = PopularityPolicy(env)
     for u in range(n_users):
         obs, info = env.reset(seed=seed + u)
@@ -340,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--dataset", default="ml-100k")
         p.add_argument("--simulator", default="fitted", choices=["fitted", "llm"], help="user simulator of the env")
         p.add_argument("--simulator-model", default=None, help="llm: model name or checkpoint dir (default smollm2-135m)")
+        p.add_argument("--simulator-adapter", default=None,
+                       help="llm: adapter dir or shipped name; 'none' = the base model (default: the shipped SFT+S-GRPO adapter on ml-100k)")
         p.add_argument("--feedback-mode", default="feed", choices=["page", "feed"])
         p.add_argument("--action-mode", default="catalog", choices=["catalog", "candidates"])
         p.add_argument("--slate-size", type=int, default=10)

@@ -110,7 +110,10 @@ def make_simulator(spec: str | UserSimulator, dataset: Dataset, kwargs: dict | N
             return FittedUserModel.fit(dataset, FittedUserModelConfig.from_dict(kwargs) if kwargs else None)
         if spec == "llm":
             from simulators.llm import LLMUserSimulator
+            from simulators.llm.models import DEFAULT_MODEL, default_adapter
 
+            if "adapter" not in kwargs:  # the adapter this repository trained, where it applies; adapter=None: base model
+                kwargs["adapter"] = default_adapter(kwargs.get("model", DEFAULT_MODEL), dataset.name)
             key = (id(dataset), repr(sorted(kwargs.items())))
             if key not in _LLM_SIMULATORS:
                 _LLM_SIMULATORS[key] = LLMUserSimulator(dataset=dataset, **kwargs)

@@ -179,6 +179,8 @@ class SimulatorGRPOConfig(_RunConfig):
     feed_fraction: share of feed-item prompts (the rest are choice scenes); ``sgrpo`` uses feed items only.
     batch_size: completions per optimiser micro-step; a multiple of ``num_generations`` (x3 for ``gagrpo``).
     beta: KL weight to the reference model (the base model; 0 = no reference, TRL's default).
+    use_vllm: generate the completions with vLLM in the training process (TRL's ``vllm_mode="colocate"``);
+        needs a GPU and the ``vllm`` package. Everything else stays as on CPU.
     """
 
     output_dir: str = "runs/grpo"
@@ -193,6 +195,7 @@ class SimulatorGRPOConfig(_RunConfig):
     max_completion_length: int = 64
     temperature: float = 1.0
     beta: float = 0.0
+    use_vllm: bool = False
     learning_rate: float = 1e-5
     batch_size: int = 8
     history_in_prompt: int = 3
@@ -216,6 +219,14 @@ class SimulatorGRPOConfig(_RunConfig):
             )
         if not 0.0 <= self.feed_fraction <= 1.0:
             raise ValueError(f"feed_fraction must be in [0, 1], got {self.feed_fraction}.")
+        if self.use_vllm:
+            from trl.import_utils import is_vllm_available
+
+            if not is_vllm_available():
+                raise ValueError("use_vllm=True needs the vllm package (pip install vllm) and a GPU; "
+                                 "leave it off to generate with transformers.")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0 (GRPO samples its completions), got {self.temperature}.")
         if len(self.role_weights) != 3 or min(self.role_weights) < 0:
             raise ValueError(f"role_weights must be three non-negative numbers (W_T, W_S, W_G), got {self.role_weights}.")
 
@@ -587,6 +598,7 @@ def train_grpo(config: SimulatorGRPOConfig, rows: Sequence[dict] | None = None, 
     args = GRPOConfig(
         **common, num_generations=config.num_generations, max_completion_length=config.max_completion_length,
         temperature=config.temperature, beta=config.beta, reward_weights=weights,
+        **({"use_vllm": True, "vllm_mode": "colocate"} if config.use_vllm else {}),
     )
     kwargs = dict(model=model, reward_funcs=funcs, args=args, train_dataset=HFDataset.from_list(list(rows)),
                   processing_class=tokenizer, peft_config=peft_config)

@@ -64,6 +64,9 @@ def test_grpo_rows_follow_the_design(ml100k, tokenizer):
         (dict(rewards="gagrpo", batch_size=8, num_generations=2, groups=GROUPS), "multiple of 6"),
         (dict(rewards="gagrpo", batch_size=6, num_generations=2), "recsim build-groups"),
         (dict(role_weights=(1.0, -1.0, 0.5)), "non-negative"),
+        (dict(temperature=0.0), "temperature must be > 0"),
+        pytest.param(dict(use_vllm=True), "needs the vllm package", marks=pytest.mark.skipif(
+            __import__("importlib").util.find_spec("vllm") is not None, reason="vllm installed here")),
     ],
 )
 def test_grpo_config_errors_say_how_to_fix(kwargs, match):

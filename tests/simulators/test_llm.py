@@ -307,3 +307,36 @@ def test_real_default_model_gives_valid_distribution(ml100k):
         assert resp.choice_probs.shape == (6,) and resp.choice_probs.sum() == pytest.approx(1.0)
         assert np.all(resp.choice_probs > 0)
 
+
+def test_env_llm_applies_the_shipped_adapter_by_default(ml100k, monkeypatch):
+    """simulator="llm" on ml-100k = the default model + the SFT+S-GRPO adapter trained here; adapter=None = base."""
+    import json
+    from pathlib import Path
+
+    import simulators.llm as llm_pkg
+    from recsim_env import core
+    from simulators.llm.models import DEFAULT_ADAPTER, default_adapter, trained_answer_format
+
+    assert default_adapter("smollm2-135m", "ml-100k") == DEFAULT_ADAPTER
+    assert default_adapter("smollm2-135m", "my-data") is None and default_adapter("/my/model", "ml-100k") is None
+    shipped = Path(resolve_adapter_dir(DEFAULT_ADAPTER))
+    card = json.loads((shipped / "training_card.json").read_text())
+    stages = []
+    while card:
+        stages.append(card["kind"])
+        card = card.get("init_card")
+    assert stages[0] == "grpo" and stages[-1] == "sft" and trained_answer_format(DEFAULT_ADAPTER) == "think"
+    assert "fidelity" in (shipped / "TRAINING_CARD.md").read_text().lower()
+
+    made = []
+
+    class Recorder:
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+
+    monkeypatch.setattr(llm_pkg, "LLMUserSimulator", Recorder)
+    monkeypatch.setattr(core, "_LLM_SIMULATORS", {})
+    core.make_simulator("llm", ml100k)
+    core.make_simulator("llm", ml100k, {"adapter": None})
+    core.make_simulator("llm", ml100k, {"model": "/my/model"})
+    assert [m["adapter"] for m in made] == [DEFAULT_ADAPTER, None, None]
