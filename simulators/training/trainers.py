@@ -524,6 +524,14 @@ def export_adapter(src: str | Path, dst: str | Path, dtype: str = "bfloat16") ->
     return dst
 
 
+def _data(given: Sequence[dict] | None, build, what: str) -> tuple[Sequence[dict], dict[str, int]]:
+    """The run's rows: ``given`` ones, else ``build()`` from the dataset's scenes; none is an error."""
+    rows, counts = (given, {"given": len(given)}) if given is not None else build()
+    if not rows:
+        raise ValueError(f"No {what}: the dataset gave no train scenes (check SceneConfig.min_history).")
+    return rows, counts
+
+
 def train_sft(config: SimulatorSFTConfig, examples: Sequence[dict[str, str]] | None = None) -> Path:
     """SFT (TRL ``SFTTrainer``, completion-only loss); returns the output directory. ``examples``
     overrides the scene-built data (prompt/completion dicts)."""
@@ -534,12 +542,7 @@ def train_sft(config: SimulatorSFTConfig, examples: Sequence[dict[str, str]] | N
 
     started = time.time()
     model, tokenizer, peft_config = _model_and_peft(config)
-    if examples is None:
-        examples, counts = sft_examples(load_dataset(config.dataset), tokenizer, config)
-    else:
-        counts = {"given": len(examples)}
-    if not examples:
-        raise ValueError("No SFT examples: the dataset gave no train scenes (check SceneConfig.min_history).")
+    examples, counts = _data(examples, lambda: sft_examples(load_dataset(config.dataset), tokenizer, config), "SFT examples")
     _check_lengths(tokenizer, [e["prompt"] + e["completion"] for e in examples], config.max_length)
     args = SFTConfig(**_common_args(config), completion_only_loss=True, shuffle_dataset=False)
     trainer = SFTTrainer(
@@ -584,12 +587,7 @@ def train_grpo(config: SimulatorGRPOConfig, rows: Sequence[dict] | None = None, 
 
     started = time.time()
     model, tokenizer, peft_config = _model_and_peft(config)
-    if rows is None:
-        rows, counts = grpo_rows(load_dataset(config.dataset), tokenizer, config)
-    else:
-        counts = {"given": len(rows)}
-    if not rows:
-        raise ValueError("No GRPO prompts: the dataset gave no train scenes (check SceneConfig.min_history).")
+    rows, counts = _data(rows, lambda: grpo_rows(load_dataset(config.dataset), tokenizer, config), "GRPO prompts")
     _check_lengths(tokenizer, [r["prompt"] for r in rows], config.max_length - config.max_completion_length)
     funcs, weights = reward_functions(config.rewards, config.reward_config)
     funcs, weights = [*funcs, *extra_rewards], [*weights, *[1.0] * len(extra_rewards)]
