@@ -277,6 +277,8 @@ def _add_eval_simulator(sub) -> None:
 
 
 def _add_train_simulator(sub) -> None:
+    from simulators.training.rewards import DESIGNS  # light: no model code
+
     p = sub.add_parser("train-simulator", help="fine-tune the LLM user simulator (TRL SFT, DPO or GRPO; LoRA by default)")
     p.add_argument("stage", choices=["sft", "dpo", "grpo"])
     p.add_argument("--out", required=True, help="output folder (adapter, checkpoints/, TRAINING_CARD.md); a rerun resumes")
@@ -301,11 +303,11 @@ def _add_train_simulator(sub) -> None:
     p.add_argument("--unchosen-sources", default=None,
                    help="sft: comma-separated option sources of those (random,collaborative,content; default any); "
                         "'random' = never-interacted items")
-    p.add_argument("--answer-format", default=None, choices=["letters", "think"],
+    p.add_argument("--answer-format", default=None, choices=["letters", "think"],  # simulators.llm.prompts.ANSWER_FORMATS (not imported: the parser stays light)
                    help="sft: 'think' trains GRPO's <think>/<answer> format (the warm-up before grpo)")
     p.add_argument("--pairs", default=None, help="dpo: JSONL of prompt/chosen/rejected rows (recsim distill)")
     p.add_argument("--beta", type=float, default=None, help="dpo: temperature; grpo: KL weight to the reference")
-    p.add_argument("--rewards", default=None, choices=["plain", "sgrpo", "gagrpo", "vragent"], help="grpo: reward design")
+    p.add_argument("--rewards", default=None, choices=DESIGNS, help="grpo: reward design")
     p.add_argument("--groups", default=None, help="grpo --rewards gagrpo: user-groups JSON (recsim build-groups)")
     p.add_argument("--role-weights", default=None, help="grpo gagrpo: W_T,W_S,W_G (default 1,0.5,0.5)")
     p.add_argument("--no-group-profiles", action="store_true", help="grpo gagrpo ablation: no group-profile prompts")

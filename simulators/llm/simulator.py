@@ -34,7 +34,7 @@ import numpy as np
 from recsim_env.data import Dataset
 from simulators.base import SimulationRequest, SimulationResponse
 from simulators.llm.models import DEFAULT_MODEL, compile_elementwise, load_model, trained_answer_format, trained_history_in_prompt
-from simulators.llm.prompts import GUBS_TAXONOMY, LETTERS, ChatFormat, ReasonClass, SceneBuilder
+from simulators.llm.prompts import ANSWER_FORMATS, GUBS_TAXONOMY, LETTERS, ChatFormat, ReasonClass, SceneBuilder
 from simulators.llm.scoring import TreeScorer, option_token_ids
 
 __all__ = ["LLMOutputError", "LLMSimulatorConfig", "LLMUserSimulator"]
@@ -97,7 +97,7 @@ class LLMSimulatorConfig:
             raise ValueError(f"on_error must be 'raise' or 'fallback', got {self.on_error!r}.")
         if not 0.0 <= self.min_option_mass < 1.0:
             raise ValueError(f"min_option_mass must be in [0, 1), got {self.min_option_mass}.")
-        if self.answer_format not in (None, "letters", "think"):
+        if self.answer_format is not None and self.answer_format not in ANSWER_FORMATS:
             raise ValueError(f"answer_format must be 'letters', 'think' or None (as the adapter was trained), got {self.answer_format!r}.")
         if self.history_in_prompt is not None and self.history_in_prompt < 0:
             raise ValueError(f"history_in_prompt must be >= 0 or None, got {self.history_in_prompt}.")

@@ -33,6 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from simulators.llm.models import DEFAULT_MODEL, resolve_model_dir
+from simulators.llm.prompts import ANSWER_FORMATS
 from simulators.training.rewards import RewardConfig
 from simulators.training.scenes import SceneConfig
 
@@ -123,7 +124,7 @@ class SimulatorSFTConfig(_RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.answer_format not in ("letters", "think"):
+        if self.answer_format not in ANSWER_FORMATS:
             raise ValueError(f"answer_format must be 'letters' (the simulator's scored format) or 'think' (GRPO's "
                              f"<think>/<answer> format, a warm-up before GRPO), got {self.answer_format!r}.")
         if self.answer_format == "think" and (self.rationales or self.unchosen_fraction or self.label_teacher):
@@ -309,7 +310,7 @@ def grpo_rows(dataset, tokenizer, config: SimulatorGRPOConfig) -> tuple[list[dic
     """
     from simulators.groups import load_groups
     from simulators.llm.prompts import ChatFormat, SceneBuilder
-    from simulators.training.grpo_data import choice_rows, feed_rows, group_triples
+    from simulators.training.grpo_data import choice_rows, group_triples
 
     rng = np.random.default_rng(config.seed)
     builder = SceneBuilder(dataset, ChatFormat(tokenizer), history_in_prompt=config.history_in_prompt, answer_format="think")
@@ -327,16 +328,24 @@ def grpo_rows(dataset, tokenizer, config: SimulatorGRPOConfig) -> tuple[list[dic
             for i in range(2, len(rows), 3):
                 rows[i] = dict(rows[i - 2], role="group")
     else:
-        rows = [r for scene, lab in zip(feed, labels) for r in feed_rows(builder, scene, lab)][:n_feed]
-    counts = {"feed": len(rows) // (3 if triple else 1)}
-    if choice:
-        extra = [r for s in choice for r in choice_rows(builder, s)]
-        if triple:  # a choice scene has no group variant here: the user stands in for all three roles
-            extra = [dict(r, role=role) for r in extra for role in ("user", "similar", "group")]
-        rows += extra
+        return _feed_then_choice(builder, feed, labels, choice, n_feed)
+    counts = {"feed": len(rows) // 3}
+    if choice:  # a choice scene has no group variant here: the user stands in for all three roles
+        rows += [dict(r, role=role) for s in choice for r in choice_rows(builder, s) for role in ("user", "similar", "group")]
         counts["choice"] = len(choice)
-    if triple:
-        counts["similar_users"] = sum(r["role"] == "similar" and r["user"] != rows[i - 1]["user"] for i, r in enumerate(rows))
+    counts["similar_users"] = sum(r["role"] == "similar" and r["user"] != rows[i - 1]["user"] for i, r in enumerate(rows))
+    return rows, counts
+
+
+def _feed_then_choice(builder, feed, labels, choice, n_feed: int) -> tuple[list[dict], dict[str, int]]:
+    """GRPO-format rows: the first ``n_feed`` feed items of the scenes, then one row per choice scene."""
+    from simulators.training.grpo_data import choice_rows, feed_rows
+
+    rows = [r for scene, lab in zip(feed, labels) for r in feed_rows(builder, scene, lab)][:n_feed]
+    counts = {"feed": len(rows)}
+    if choice:
+        rows += [r for s in choice for r in choice_rows(builder, s)]
+        counts["choice"] = len(choice)
     return rows, counts
 
 
@@ -344,16 +353,14 @@ def _think_examples(dataset, tokenizer, config: SimulatorSFTConfig) -> tuple[lis
     """SFT in GRPO's answer format (a format warm-up): GRPO's prompts, the real answer as
     ``<think></think><answer>...</answer>`` (empty thinking: no real reasoning text exists to imitate)."""
     from simulators.llm.prompts import ChatFormat, SceneBuilder
-    from simulators.training.grpo_data import choice_rows, feed_rows, format_completion
+    from simulators.training.grpo_data import format_completion
 
     rng = np.random.default_rng(config.seed)
     builder = SceneBuilder(dataset, ChatFormat(tokenizer), history_in_prompt=config.history_in_prompt, answer_format="think")
     n_feed = int(round(config.n_examples * config.feed_fraction))
     feed, labels, choice = _sample_scenes(dataset, rng, n_feed, config.n_examples - n_feed, config.scenes)
-    rows = [r for scene, lab in zip(feed, labels) for r in feed_rows(builder, scene, lab)][:n_feed]
-    counts = {"feed": len(rows)}
-    rows += [r for s in choice for r in choice_rows(builder, s)]
-    counts["choice"] = len(rows) - counts["feed"]
+    rows, counts = _feed_then_choice(builder, feed, labels, choice, n_feed)
+    counts.setdefault("choice", 0)
     examples = [{"prompt": r["prompt"], "completion": format_completion(r)} for r in rows]
     return [examples[i] for i in rng.permutation(len(examples))], counts
 
