@@ -46,7 +46,7 @@ from simulators.training.scenes import ChoiceScene, FeedScene, SceneConfig
 from simulators.training.scenes import choice_scenes as exposure_scenes
 
 __all__ = [
-    "Contender", "FidelityConfig", "binary_metrics", "choice_metrics", "choice_scenes", "class_metrics",
+    "Contender", "FidelityConfig", "binary_metrics", "bootstrap_ci", "choice_metrics", "choice_scenes", "class_metrics",
     "co_occurrence_scorer", "evaluate", "like_requests", "popularity_scorer", "random_scorer", "reversed_scenes", "roc_auc",
     "simulator_contender", "simulator_scorer",
 ]
@@ -303,6 +303,39 @@ def binary_metrics(predicted: np.ndarray, truth: np.ndarray, scores: np.ndarray 
     return out
 
 
+def bootstrap_ci(metric, users: np.ndarray, n: int = 500, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of ``metric(index array)`` over ``n`` resamples of the users (with replacement): each
+    resample takes every item of each drawn user, so items of one user stay together."""
+    users = np.asarray(users)
+    ids, inverse = np.unique(users, return_inverse=True)
+    members = [np.flatnonzero(inverse == k) for k in range(len(ids))]
+    rng = np.random.default_rng([seed, 7])
+    values = []
+    for _ in range(n):
+        idx = np.concatenate([members[k] for k in rng.integers(0, len(ids), len(ids))])
+        v = metric(idx)
+        if np.isfinite(v):
+            values.append(v)
+    a = (1 - level) / 2
+    return (float(np.quantile(values, a)), float(np.quantile(values, 1 - a))) if values else (float("nan"), float("nan"))
+
+
+def _fast_auc(scores: np.ndarray, truth: np.ndarray) -> float:
+    from scipy.stats import rankdata
+
+    n_pos, n_neg = int(truth.sum()), int((~truth).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    return float((rankdata(scores)[truth].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _binary_cis(m: dict, predicted: np.ndarray, truth: np.ndarray, scores: np.ndarray, users: np.ndarray) -> dict:
+    """Adds 95% bootstrap intervals over users of accuracy and ROC AUC to the metrics ``m``."""
+    m["accuracy_ci"] = bootstrap_ci(lambda i: float((predicted[i] == truth[i]).mean()), users)
+    m["auc_ci"] = bootstrap_ci(lambda i: _fast_auc(scores[i], truth[i]), users)
+    return m
+
+
 def class_metrics(predicted: np.ndarray, truth: np.ndarray, n_classes: int) -> dict[str, float]:
     """Accuracy and macro F1 (mean over classes present in truth or prediction)."""
     predicted, truth = np.asarray(predicted, np.int64), np.asarray(truth, np.int64)
@@ -351,7 +384,10 @@ def evaluate(dataset: Dataset, contenders: Sequence[Contender], config: Fidelity
         if c.choice is not None:
             for neg, scenes in sc.choice.items():
                 targets = np.array([s.target for s in scenes])
-                m = choice_metrics(c.choice(scenes), targets)
+                probs = np.asarray(c.choice(scenes), dtype=np.float64)
+                m = choice_metrics(probs, targets)
+                m["accuracy_ci"] = bootstrap_ci(lambda i: choice_metrics(probs[i], targets[i])["accuracy"],
+                                                np.array([s.user for s in scenes]))
                 steps.update()
                 swapped = reversed_scenes(scenes)
                 m["swap_accuracy"] = choice_metrics(c.choice(swapped), np.array([s.target for s in swapped]))["accuracy"]
@@ -360,10 +396,13 @@ def evaluate(dataset: Dataset, contenders: Sequence[Contender], config: Fidelity
         if c.skip is not None:
             reqs, truth = sc.like
             p = np.concatenate(c.skip(reqs))
-            row["like"] = binary_metrics(p < 0.5, np.concatenate(truth), scores=1.0 - p)
+            t = np.concatenate(truth)
+            users = np.concatenate([[r.user] * len(r.slate) for r in reqs])
+            row["like"] = _binary_cis(binary_metrics(p < 0.5, t, scores=1.0 - p), p < 0.5, t, 1.0 - p, users)
             steps.update()
             p = np.concatenate(c.skip([s.request for s in sc.feed]))
-            row["judge"] = binary_metrics(p >= 0.5, skips, scores=p)
+            users = np.concatenate([[s.user] * len(s.request.slate) for s in sc.feed])
+            row["judge"] = _binary_cis(binary_metrics(p >= 0.5, skips, scores=p), p >= 0.5, skips, p, users)
             steps.update()
         if c.reasons is not None and reason_truth:
             dists = c.reasons([s.request for s in sc.feed])
@@ -383,9 +422,13 @@ def format_results(results: dict, dataset: str, commands: str | Sequence[str]) -
 
     def cell(row, proto, key):
         m = row.get(proto)
-        return f"{m[key]:.3f}" if m is not None and key in m and np.isfinite(m[key]) else "-"
+        if m is None or key not in m or not np.isfinite(m[key]):
+            return "-"
+        ci = m.get(f"{key}_ci")
+        return f"{m[key]:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci is not None and np.isfinite(ci[0]) else f"{m[key]:.3f}"
 
-    lines = [f"# Simulator fidelity on held-out {cfg['split']} users ({dataset})", ""]
+    lines = [f"# Simulator fidelity on held-out {cfg['split']} users ({dataset})", "",
+             "Brackets: 95% bootstrap intervals over users (rows evaluated before intervals were added have none).", ""]
     if len(commands) == 1:
         lines += [f"Command: `{commands[0]}`", ""]
     else:
@@ -444,7 +487,7 @@ def plot_results(results: dict, path: Path) -> None:
 
 def contenders_for(names: Sequence[str], dataset: Dataset, seed: int = 0, train_reasons: Sequence[int] = ()) -> list[Contender]:
     """Contenders by name: random, popularity, co-occurrence, fitted, fitted-no-co, llm, llm:<adapter dir or
-    shipped adapter name>, a shipped adapter's name, or a directory holding an adapter (``adapter_config.json``) or full weights (``config.json``)."""
+    shipped adapter name>, heads:<decision-heads dir or shipped name>, a shipped adapter's name, or a directory holding an adapter (``adapter_config.json``) or full weights (``config.json``)."""
     base = {c.name.split(" ")[0]: c for c in baseline_contenders(dataset, seed, train_reasons)}
     out = []
     for name in names:
@@ -464,8 +507,18 @@ def contenders_for(names: Sequence[str], dataset: Dataset, seed: int = 0, train_
 def _llm(name: str, dataset: Dataset) -> tuple[str, UserSimulator]:
     from simulators.llm import LLMUserSimulator
 
-    spec = name.split(":", 1)[1] if name.startswith("llm:") else (None if name == "llm" else name)
     kwargs = dict(dataset=dataset, greedy=True, on_error="raise", min_option_mass=0.0, batch_size=16)
+    if name.startswith("heads:"):
+        from simulators.llm.heads import DecisionHeads, resolve_heads_dir
+
+        path = resolve_heads_dir(name.split(":", 1)[1])
+        spec = DecisionHeads.load(path).spec
+        inputs = {"llm": "LLM item states", "cues": "cues"}
+        label = " + ".join(inputs[i] for i in spec.inputs)
+        what = "LLM heads" if "llm" in spec.inputs else "cue model (no LLM)"
+        return f"{what}: {label} ({path.name})", LLMUserSimulator(model=spec.model, adapter=spec.adapter, heads=str(path),
+                                                                  dtype="float32", **kwargs)
+    spec = name.split(":", 1)[1] if name.startswith("llm:") else (None if name == "llm" else name)
     if spec is None:
         return "LLM (SmolLM2-135M, base)", LLMUserSimulator(**kwargs)
     from simulators.llm.models import ModelNotFoundError, resolve_adapter_dir

@@ -130,6 +130,8 @@ def cmd_train_simulator(args: argparse.Namespace) -> int:
         SimulatorDPOConfig, SimulatorGRPOConfig, SimulatorSFTConfig, config_from_args, train_dpo, train_grpo, train_sft,
     )
 
+    if args.stage == "heads":
+        return _train_heads(args)
     shared = {
         "output_dir": args.out, "model": args.model, "dataset": args.dataset, "init_adapter": args.init_adapter,
         "full": args.full or None, "lora_r": args.lora_r, "max_steps": args.max_steps, "batch_size": args.batch_size,
@@ -263,6 +265,25 @@ def cmd_build_groups(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_heads(args: argparse.Namespace) -> int:
+    from simulators.training.heads import SimulatorHeadsConfig, train_heads
+
+    values = {"model": args.model, "adapter": args.init_adapter, "steps": args.max_steps, "lr": args.lr,
+              "history_in_prompt": args.history_in_prompt, "seed": args.seed, "cuts_per_user": args.cuts_per_user,
+              "inputs": tuple(args.inputs.split(",")) if args.inputs else None,
+              "hidden": tuple(int(h) for h in args.hidden.split(",")) if args.hidden else None,
+              "pools": tuple(args.pools.split(",")) if args.pools else None}
+    try:
+        config = SimulatorHeadsConfig.from_dict({k: v for k, v in values.items() if v is not None})
+        card = train_heads(config, args.out, args.dataset, command=args.command_line)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"train-simulator heads: {err}") from err
+    chosen = card["selection"][card["chosen"]]
+    print(f"saved {args.out} (card: {args.out}/CARD.md); chosen {card['chosen']}: valid like/dislike AUC "
+          f"{chosen['like_auc']:.3f}. Use it: LLMUserSimulator(heads='{args.out}'), or recsim eval-simulator --simulator heads:{args.out}")
+    return 0
+
+
 def _add_eval_simulator(sub) -> None:
     p = sub.add_parser("eval-simulator", help="fidelity of a simulator on held-out test users (benchmarks/fidelity.py)")
     p.add_argument("--simulator", required=True, help="fitted, llm, llm:<adapter dir>, or an adapter / model directory")
@@ -279,8 +300,9 @@ def _add_eval_simulator(sub) -> None:
 def _add_train_simulator(sub) -> None:
     from simulators.training.rewards import DESIGNS  # light: no model code
 
-    p = sub.add_parser("train-simulator", help="fine-tune the LLM user simulator (TRL SFT, DPO or GRPO; LoRA by default)")
-    p.add_argument("stage", choices=["sft", "dpo", "grpo"])
+    p = sub.add_parser("train-simulator", help="fine-tune the LLM user simulator (TRL SFT, DPO or GRPO; LoRA by default), "
+                       "or train its decision heads")
+    p.add_argument("stage", choices=["sft", "dpo", "grpo", "heads"])
     p.add_argument("--out", required=True, help="output folder (adapter, checkpoints/, TRAINING_CARD.md); a rerun resumes")
     p.add_argument("--dataset", default="ml-100k")
     p.add_argument("--model", default=None, help="base model: smollm2-135m (default), a checkpoint dir or a hub id")
@@ -314,6 +336,10 @@ def _add_train_simulator(sub) -> None:
     p.add_argument("--num-generations", type=int, default=None, help="grpo: completions per prompt")
     p.add_argument("--max-completion-length", type=int, default=None, help="grpo: new tokens per completion")
     p.add_argument("--use-vllm", action="store_true", help="grpo: generate with vLLM (GPU, vllm installed)")
+    p.add_argument("--inputs", default=None, help="heads: llm,cues (default), llm (no collaborative numbers) or cues (no LLM)")
+    p.add_argument("--hidden", default=None, help="heads: candidate hidden widths, e.g. 0,64 (0: linear)")
+    p.add_argument("--pools", default=None, help="heads: candidate read-out layers, final,mid")
+    p.add_argument("--cuts-per-user", type=int, default=None, help="heads: cut points (rows) per user")
     p.add_argument("--temperature", type=float, default=None,
                    help="grpo: sampling temperature of the completions (default 1.0; higher: more varied answers per prompt)")
 

@@ -13,7 +13,10 @@ import numpy as np
 
 from recsim_env.data import Dataset
 
-__all__ = ["CoOccurrence", "ItemFeatures", "co_occurrence", "item_features", "recency_weights", "taste_profiles", "user_features", "window_pairs"]
+__all__ = [
+    "CoOccurrence", "ItemFeatures", "co_occurrence", "item_features", "item_stats_without", "recency_weights", "taste_profiles",
+    "user_features", "window_pairs",
+]
 
 # Words that carry no taste in titles and descriptions.
 STOP_WORDS = frozenset(
@@ -119,6 +122,41 @@ def _cached_item_features(dataset: Dataset, min_df: int, max_tokens_per_field: i
 def item_features(dataset: Dataset, min_df: int = 5, max_tokens_per_field: int = 32) -> ItemFeatures:
     """Item features of ``dataset`` (cached per dataset object)."""
     return _cached_item_features(dataset, min_df, max_tokens_per_field)
+
+
+@functools.lru_cache(maxsize=8)
+def _train_rating_sums(dataset: Dataset) -> tuple[np.ndarray, float]:
+    """Per-item sum of train ratings (NaN-free) and the train mean rating (the smoothing prior)."""
+    train = dataset.interactions_of("train")
+    r = dataset.inter_rating[train]
+    ok = ~np.isnan(r)
+    sums = np.bincount(dataset.inter_item[train][ok], weights=r[ok], minlength=dataset.n_items)
+    return sums, float(r[ok].mean()) if ok.any() else 0.0
+
+
+def item_stats_without(dataset: Dataset, user: int, items: np.ndarray, prior_weight: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
+    """(train count, smoothed mean rating in [0, 1]) of ``items`` with ``user``'s own interactions left out.
+
+    For a user outside the train split this equals :func:`item_features`' ``count`` and ``mean_rating``. For a
+    train user it is what a held-out user would see: the item statistics a simulator or head reads must not
+    contain the very interaction it is asked to predict (label leakage).
+    """
+    feats = item_features(dataset)
+    items = np.asarray(items, dtype=np.int64)
+    count = feats.count[items].astype(np.float64)
+    if not dataset.has_ratings:
+        return count, feats.mean_rating[items].astype(np.float64)
+    sums, prior = _train_rating_sums(dataset)
+    total = sums[items].copy()
+    if dataset.split[user] == dataset.SPLITS["train"]:
+        h = dataset.history(user)
+        own_items, own_rating = dataset.inter_item[h], dataset.inter_rating[h]
+        for j, i in enumerate(items):
+            mine = (own_items == i) & ~np.isnan(own_rating)
+            count[j] -= mine.sum()
+            total[j] -= own_rating[mine].sum()
+    lo, hi = dataset.rating_range
+    return count, ((total + prior_weight * prior) / (count + prior_weight) - lo) / (hi - lo)
 
 
 def window_pairs(items: np.ndarray, window: int, n_items: int) -> np.ndarray:

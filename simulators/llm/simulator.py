@@ -68,6 +68,11 @@ class LLMSimulatorConfig:
     cache_size: bounded cache of scored distributions, keyed by the full prompt text.
     compile: ``torch.compile`` the MLP and norm modules (fuses their element-wise ops; ~25% faster
         forwards on a 2-core CPU after a one-time ~25 s compile). Worth it for long rollouts.
+    heads: decision heads (:mod:`simulators.llm.heads`; a directory or a shipped name) that decide from the
+        model's hidden states instead of its answer letters: interest, rating and reason of every shown item in
+        one pass. None: the answer letters decide. The heads fix the prompt (memory length, item statistics).
+    item_stats: item lines show train statistics (mean rating, number of viewers); False is the ablation
+        without collaborative numbers in the prompt.
     """
 
     batch_size: int = 8
@@ -82,6 +87,8 @@ class LLMSimulatorConfig:
     greedy: bool = False
     cache_size: int = 4096
     compile: bool = False
+    heads: str | None = None
+    item_stats: bool = True
 
     def __post_init__(self) -> None:
         if self.explain not in ("never", "negative", "always"):
@@ -153,8 +160,22 @@ class LLMUserSimulator:
         self.config = LLMSimulatorConfig(**{**{f.name: getattr(base, f.name) for f in fields(base)}, **overrides})
         self.model_name, self.adapter = model, adapter
         trained = trained_history_in_prompt(adapter)
+        self.heads = None
+        if self.config.heads is not None:
+            from simulators.llm.heads import DecisionHeads, HeadMismatchError
+
+            self.heads = DecisionHeads.load(self.config.heads)
+            spec = self.heads.spec
+            if self.config.history_in_prompt not in (None, spec.history_in_prompt) or self.config.item_stats != spec.item_stats:
+                raise HeadMismatchError(
+                    f"heads={self.config.heads!r} were trained with history_in_prompt={spec.history_in_prompt}, "
+                    f"item_stats={spec.item_stats}; leave those options unset (the heads fix the prompt)."
+                )
+            trained = spec.history_in_prompt
         self.history_in_prompt = next(h for h in (self.config.history_in_prompt, trained, 10) if h is not None)
         self.answer_format = next(f for f in (self.config.answer_format, trained_answer_format(adapter), "letters") if f)
+        if self.heads is not None:
+            self.heads.check(model, adapter, self.history_in_prompt, self.answer_format)
         self.model, self.tokenizer = load_model(model, adapter=adapter, dtype=dtype, device=device)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -165,11 +186,13 @@ class LLMUserSimulator:
         self.cache_hits = 0
         self.dataset: Dataset | None = None
         self._fallback = None
+        self._item_states = None
         if dataset is not None:
             self.bind(dataset)
 
     def __repr__(self) -> str:
-        return f"LLMUserSimulator(model={self.model_name!r}, adapter={self.adapter!r})"
+        heads = f", heads={self.config.heads!r}" if self.heads is not None else ""
+        return f"LLMUserSimulator(model={self.model_name!r}, adapter={self.adapter!r}{heads})"
 
     def bind(self, dataset: Dataset) -> "LLMUserSimulator":
         """Attach the dataset whose items and users the prompts describe."""
@@ -179,8 +202,19 @@ class LLMUserSimulator:
         self.scenes = SceneBuilder(
             dataset, self.chat, history_in_prompt=self.history_in_prompt, answer_format=self.answer_format,
             taxonomy=tuple(ReasonClass(name, description) for name, description in self.config.taxonomy),
+            item_stats=self.config.item_stats,
         )
         self.scorer = TreeScorer(self.model, self.tokenizer, self.scenes.system())
+        from simulators.llm.heads import HiddenStateReader
+
+        self.reader = HiddenStateReader(self.scorer)
+        if self.heads is not None:
+            sc, spec = self.scenes, self.heads.spec
+            if (sc.n_values, len(sc.taxonomy)) != (spec.n_values, spec.n_reasons):
+                from simulators.llm.heads import HeadMismatchError
+
+                raise HeadMismatchError(f"The heads have {spec.n_values} value levels and {spec.n_reasons} reasons; this dataset's "
+                                        f"prompt has {sc.n_values} and {len(sc.taxonomy)}: train heads on this dataset.")
         sc = self.scenes
         self.letters = {
             "page": option_token_ids(self.tokenizer, len(LETTERS), sc.page_prefix),
@@ -189,6 +223,7 @@ class LLMUserSimulator:
             "value": option_token_ids(self.tokenizer, sc.n_values, sc.follow_up(0, skipped=False)),
         }
         self._cache.clear()
+        self._item_states = None
         return self
 
     @property
@@ -251,6 +286,73 @@ class LLMUserSimulator:
         if self.config.greedy:
             return int(np.argmax(p))
         return int(min(np.searchsorted(np.cumsum(p), u, side="right"), len(p) - 1))
+
+    # ------------------------------------------------------------------------ decision heads
+    def head_outputs(self, requests: Sequence[SimulationRequest]) -> list[dict[str, np.ndarray]]:
+        """The decision heads' answer for every slate item of each request (interest logit and probability, value
+        and reason distributions, P(skip)); deterministic, cached by prompt text."""
+        from simulators.llm.heads import cue_features, item_states, llm_features
+
+        if self.heads is None:
+            raise RuntimeError("This LLMUserSimulator has no decision heads (heads=None).")
+        spec = self.heads.spec
+        if "llm" in spec.inputs and self._item_states is None:
+            self._item_states = item_states(self, progress=True)
+        keys = [hashlib.sha1(b"\x03" + b"".join(np.ascontiguousarray(a).tobytes() for a in (
+            np.int64(r.user), r.history_items, r.history_watch_ratio, r.history_skipped, r.slate))).hexdigest() for r in requests]
+        hits = [self._cached(k) for k in keys]
+        todo = [i for i, h in enumerate(hits) if h is None]
+        if todo:
+            groups: dict[int, list[int]] = {}
+            for i in todo:
+                groups.setdefault(len(requests[i].slate), []).append(i)
+            for idx in groups.values():
+                reqs = [requests[i] for i in idx]
+                slates = np.stack([r.slate for r in reqs]).astype(np.int64)
+                llm = llm_features(self._item_states, spec.pool, reqs, slates, spec.decay) if "llm" in spec.inputs else None
+                cues = cue_features(self.fallback, reqs, slates) if "cues" in spec.inputs else None
+                out = self.heads.predict(self.heads.inputs(llm, cues))
+                for n, i in enumerate(idx):
+                    hits[i] = {key: value[n] for key, value in out.items()}
+                    self._store(keys[i], hits[i])
+        return hits
+
+    def _page_heads(self, rows: list[_Row]) -> None:
+        for row, o in zip(rows, self.head_outputs([row.r for row in rows])):
+            allowed = ~np.asarray(row.r.repeated, bool)
+            z = np.append(np.where(allowed, o["logit"], -np.inf), 0.0)  # outside option "none": logit 0
+            p = np.exp(z - z.max())
+            row.choice_probs = p / p.sum()
+            row.choice = self._draw(row.choice_probs, row.u[0])
+            if row.choice < len(row.r.slate):
+                j = row.choice
+                ratio, rating = self.scenes.value_to_ratio(self._draw(o["values"][j], row.u[1]), row.u[2])
+                row.played[j] = row.clicked[j] = True
+                row.watch[j], row.rating[j] = ratio, rating
+                row.skipped[j] = ratio < self.dataset.thresholds.skip_below
+
+    def _feed_heads(self, rows: list[_Row]) -> None:
+        k = len(rows[0].r.slate)
+        first = self.heads.spec.skip_value
+        skip_below = self.dataset.thresholds.skip_below
+        for row, o in zip(rows, self.head_outputs([row.r for row in rows])):
+            rep = np.asarray(row.r.repeated, bool)
+            row.played[:] = True
+            row.skip_probs = np.where(rep, 1.0, o["skip"])
+            for j in range(k):
+                skip = rep[j] or self._draw(np.array([1.0 - o["skip"][j], o["skip"][j]]), row.u[j]) == 1
+                row.judge[j] = skip
+                if rep[j]:
+                    row.reason_class[j] = "algorithm-driven"  # by rule: the item repeats what was consumed/shown
+                elif skip:
+                    row.reason_class[j] = self.scenes.taxonomy[self._draw(o["reasons"][j], row.u[k + j])].name
+                if skip:
+                    row.watch[j] = row.u[2 * k + j] * skip_below
+                    continue
+                kept = o["values"][j][first:] / o["values"][j][first:].sum()
+                row.watch[j], row.rating[j] = self.scenes.value_to_ratio(first + self._draw(kept, row.u[k + j]), row.u[2 * k + j])
+            row.skipped = row.judge | (row.watch < skip_below)
+            row.clicked = ~row.skipped
 
     # ------------------------------------------------------------------------------ modes
     def _page(self, rows: list[_Row], state: dict) -> None:
@@ -402,6 +504,8 @@ class LLMUserSimulator:
         against labelled real skips; no randomness is drawn."""
         if self.dataset is None:
             raise RuntimeError("LLMUserSimulator is not bound to a dataset: pass dataset= or call .bind(dataset).")
+        if self.heads is not None:
+            return [o["reasons"] for o in self.head_outputs(requests)]
         rows = [_Row(r, np.zeros(0), self.scenes.context(r)) for r in requests]
         out: dict[int, np.ndarray] = {}
         groups: dict[int, list[int]] = {}
@@ -440,7 +544,10 @@ class LLMUserSimulator:
             for start in range(0, len(group), self.config.batch_size):
                 chunk = group[start : start + self.config.batch_size]
                 state: dict = {}
-                (self._page if mode == "page" else self._feed)(chunk, state)
+                if self.heads is not None:
+                    (self._page_heads if mode == "page" else self._feed_heads)(chunk)
+                else:
+                    (self._page if mode == "page" else self._feed)(chunk, state)
                 self._explain(chunk, mode)
         out = []
         for row, rng in zip(rows, rngs):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from benchmarks.fidelity import (
-    FidelityConfig, binary_metrics, choice_scenes, class_metrics, contenders_for, evaluate, format_results,
+    FidelityConfig, binary_metrics, bootstrap_ci, choice_scenes, class_metrics, contenders_for, evaluate, format_results,
     like_requests, reversed_scenes, roc_auc,
 )
 from simulators.llm import LLMUserSimulator
@@ -25,6 +25,18 @@ def test_binary_and_class_metrics_hand_computed():
     c = class_metrics(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), 3)
     # class 0: p 1/2 r 1 -> 2/3; class 1: p 1 r 1/3 -> 1/2; class 2: p 0 -> 0
     assert c["accuracy"] == pytest.approx(2 / 4) and c["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 0) / 3)
+
+
+def test_bootstrap_intervals_resample_users():
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(50), 10)
+    correct = rng.random(500) < 0.7
+    lo, hi = bootstrap_ci(lambda i: correct[i].mean(), users)
+    assert lo < correct.mean() < hi and 0.02 < hi - lo < 0.2
+    assert bootstrap_ci(lambda i: 1.0, users) == (1.0, 1.0)  # a constant metric has no spread
+    # users with perfectly correlated items (all right or all wrong) widen the interval: users are the unit
+    clustered = np.repeat(rng.random(50) < 0.7, 10)
+    assert np.subtract(*bootstrap_ci(lambda i: clustered[i].mean(), users)[::-1]) > hi - lo
 
 
 def test_reversed_scenes_keep_the_real_item(ml100k):
