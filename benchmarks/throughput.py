@@ -293,9 +293,76 @@ def llm_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def llm_env_main(args) -> int:
+    """env-steps/s of 64 LLM envs, the default (decision heads) against the letters-scoring S-GRPO adapter, in one run."""
+    import torch
+
+    variants = {
+        "decision heads (default)": {},
+        "answer letters, S-GRPO adapter": {"adapter": "smollm2-135m-ml100k-sgrpo"},
+    }
+    dtype = args.llm_dtype
+    n = args.num_envs
+    samples: dict[str, dict[str, list[float]]] = {k: {"page": [], "feed": []} for k in variants}
+    envs = {}
+    for name, kw in variants.items():
+        for mode in ("page", "feed"):
+            envs[name, mode] = gym.make_vec("RecSimEnv-v0", num_envs=n, vectorization_mode="vector_entry_point", simulator="llm",
+                                            simulator_kwargs={**kw, "dtype": dtype}, feedback_mode=mode, user_split="test")
+            envs[name, mode].reset(seed=0)
+    steps = {"decision heads (default)": args.env_steps * 10, "answer letters, S-GRPO adapter": args.env_steps}
+    rng = np.random.default_rng(0)
+    for _ in tqdm(range(args.rounds), desc="rounds"):
+        for (name, mode), e in envs.items():
+            t0 = time.perf_counter()
+            for _ in range(steps[name]):
+                e.step(rng.integers(0, e.single_action_space.nvec, size=(n, 10)))
+            samples[name][mode].append(n * steps[name] / (time.perf_counter() - t0))
+    med = {k: {m: float(np.median(v)) for m, v in d.items()} for k, d in samples.items()}
+    base = med["answer letters, S-GRPO adapter"]
+    cmd = (f"python -m benchmarks.throughput --simulator llm-env --num-envs {n} --env-steps {args.env_steps} "
+           f"--rounds {args.rounds} --llm-dtype {dtype}")
+    lines = [f"# LLM user simulator in the env: env-steps/s at {n} envs (ml-100k, slate 10, test users)", "",
+             f"Command: `{cmd}`", "",
+             f"Machine: {cpu_model()}, {torch.get_num_threads()} threads, model dtype {dtype}. Median of {args.rounds} round(s); "
+             f"the heads ran {steps['decision heads (default)']} vector steps per mode and round, the letters "
+             f"{steps['answer letters, S-GRPO adapter']} (each of their steps forwards every user's context and items).", "",
+             "| simulator | page env-steps/s | feed env-steps/s | x letters (page / feed) |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {k} | {v['page']:,.2f} | {v['feed']:,.2f} | {v['page'] / base['page']:.1f} / {v['feed'] / base['feed']:.1f} |"
+              for k, v in med.items()]
+    lines += ["", "The heads read item states computed once per catalogue (cached; not in these timings) and the collaborative "
+              "cues; no forward pass runs per step unless reasons in words are asked for (`explain`)."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = Path(args.out if args.out != "benchmarks/results/throughput" else "benchmarks/results/throughput_llm_env")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(text)
+    out.with_suffix(".json").write_text(json.dumps({"command": cmd, "samples": samples, "median": med}, indent=2))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    x = np.arange(2)
+    for j, (k, v) in enumerate(med.items()):
+        ax.bar(x + 0.4 * j, [v["page"], v["feed"]], 0.4, label=k)
+    ax.set_xticks(x + 0.2, ["page", "feed"])
+    ax.set_yscale("log")
+    ax.set_ylabel("env-steps / s (log)")
+    ax.set_title(f"LLM user in the env, {n} envs, {dtype}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".png"), dpi=120)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--simulator", default="fitted", choices=["fitted", "llm"])
+    parser.add_argument("--simulator", default="fitted", choices=["fitted", "llm", "llm-env"],
+                        help="llm-env: only env-steps/s of the LLM simulator, decision heads vs answer letters")
+    parser.add_argument("--num-envs", type=int, default=64, help="llm-env: sub-envs of the vector env")
+    parser.add_argument("--llm-dtype", default="float32", help="llm-env: model dtype (bf16 is emulated on CPUs without avx512_bf16)")
     parser.add_argument("--generate-users", type=int, default=2, help="llm: users x 10 items decided by generate + parse")
     parser.add_argument("--env-steps", type=int, default=2, help="llm: vector steps timed per feedback mode")
     parser.add_argument("--compile", action="store_true", help="llm: torch.compile the model's MLP and norms")
@@ -308,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.simulator == "llm":
         return llm_main(args)
+    if args.simulator == "llm-env":
+        return llm_env_main(args)
     sizes = [int(s) for s in args.sizes.split(",")]
     kw = dict(feedback_mode=args.feedback_mode, slate_size=10)
     single = gym.make("RecSimEnv-v0", **kw)

@@ -76,6 +76,9 @@ def _env_kwargs(args: argparse.Namespace | None, training: bool = False) -> dict
         llm["model"] = model
     if adapter:  # "none": the base model
         llm["adapter"] = None if adapter.lower() == "none" else adapter
+    heads = getattr(args, "simulator_heads", None)
+    if heads:  # "none": the model's answer letters decide
+        llm["heads"] = None if heads.lower() == "none" else heads
     kwargs = {"dataset": args.dataset, "feedback_mode": args.feedback_mode, "action_mode": args.action_mode,
               "slate_size": args.slate_size, "num_candidates": args.num_candidates,
               "user_split": getattr(args, "user_split", "train"), "simulator": simulator,
@@ -270,6 +273,7 @@ def _train_heads(args: argparse.Namespace) -> int:
 
     values = {"model": args.model, "adapter": args.init_adapter, "steps": args.max_steps, "lr": args.lr,
               "history_in_prompt": args.history_in_prompt, "seed": args.seed, "cuts_per_user": args.cuts_per_user,
+              "weight_decay": args.weight_decay,
               "inputs": tuple(args.inputs.split(",")) if args.inputs else None,
               "hidden": tuple(int(h) for h in args.hidden.split(",")) if args.hidden else None,
               "pools": tuple(args.pools.split(",")) if args.pools else None}
@@ -340,6 +344,7 @@ def _add_train_simulator(sub) -> None:
     p.add_argument("--hidden", default=None, help="heads: candidate hidden widths, e.g. 0,64 (0: linear)")
     p.add_argument("--pools", default=None, help="heads: candidate read-out layers, final,mid")
     p.add_argument("--cuts-per-user", type=int, default=None, help="heads: cut points (rows) per user")
+    p.add_argument("--weight-decay", type=float, default=None, help="heads: AdamW weight decay (default 0.01)")
     p.add_argument("--temperature", type=float, default=None,
                    help="grpo: sampling temperature of the completions (default 1.0; higher: more varied answers per prompt)")
 
@@ -353,7 +358,11 @@ def llm_demo(n_users: int, seed: int) -> None:
         slate_size=5, user_split="test",
     )
     core = env.unwrapped
-    tuned = f"adapter {core.simulator.adapter} (trained here)" if core.simulator.adapter else "base model, not fine-tuned"
+    sim = core.simulator
+    if sim.heads is not None:
+        tuned = f"base model + decision heads {Path(sim.config.heads).name} (trained here; reasons in words: base model)"
+    else:
+        tuned = f"adapter {sim.adapter} (trained here)" if sim.adapter else "base model, not fine-tuned"
     print(f"\n== LLM user simulator (SmolLM2-135M-Instruct, offline, {tuned}), feed mode, {n_users} users ==")
     policy = PopularityPolicy(env)
     for u in range(n_users):
@@ -380,7 +389,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--simulator", default="fitted", choices=["fitted", "llm"], help="user simulator of the env")
         p.add_argument("--simulator-model", default=None, help="llm: model name or checkpoint dir (default smollm2-135m)")
         p.add_argument("--simulator-adapter", default=None,
-                       help="llm: adapter dir or shipped name; 'none' = the base model (default: the shipped SFT+S-GRPO adapter on ml-100k)")
+                       help="llm: adapter dir or shipped name; 'none' = the base model (e.g. smollm2-135m-ml100k-sgrpo, the SFT+S-GRPO adapter)")
+        p.add_argument("--simulator-heads", default=None,
+                       help="llm: decision-heads dir or shipped name; 'none' = the answer letters decide (default on ml-100k: "
+                            "the shipped heads, unless --simulator-adapter is given)")
         p.add_argument("--feedback-mode", default="feed", choices=["page", "feed"])
         p.add_argument("--action-mode", default="catalog", choices=["catalog", "candidates"])
         p.add_argument("--slate-size", type=int, default=10)

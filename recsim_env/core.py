@@ -110,10 +110,9 @@ def make_simulator(spec: str | UserSimulator, dataset: Dataset, kwargs: dict | N
             return FittedUserModel.fit(dataset, FittedUserModelConfig.from_dict(kwargs) if kwargs else None)
         if spec == "llm":
             from simulators.llm import LLMUserSimulator
-            from simulators.llm.models import DEFAULT_MODEL, default_adapter
+            from simulators.llm.models import default_simulator_kwargs
 
-            if "adapter" not in kwargs:  # the adapter this repository trained, where it applies; adapter=None: base model
-                kwargs["adapter"] = default_adapter(kwargs.get("model", DEFAULT_MODEL), dataset.name)
+            kwargs = default_simulator_kwargs(kwargs, dataset.name)  # the heads / adapter trained here, where they apply
             key = (id(dataset), repr(sorted(kwargs.items())))
             if key not in _LLM_SIMULATORS:
                 _LLM_SIMULATORS[key] = LLMUserSimulator(dataset=dataset, **kwargs)

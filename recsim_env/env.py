@@ -108,8 +108,10 @@ class RecSimEnv(gym.Env):
     ``dataset`` ("ml-100k" or a directory of RecBole atomic files, or a ``Dataset``),
     ``simulator`` ("fitted", "llm", or any object with ``respond(requests, rngs)``; see
     ``simulators``), ``simulator_kwargs`` (options of a simulator given by name, e.g.
-    ``{"model": "<dir>", "adapter": "<dir>", "explain": "negative"}`` for "llm"; on ml-100k "llm" applies the
-    shipped SFT + S-GRPO adapter unless ``"adapter"`` is given, ``{"adapter": None}`` is the base model), ``feedback_mode``
+    ``{"model": "<dir>", "adapter": "<dir>", "heads": "<dir>", "explain": "negative"}`` for "llm"; on ml-100k "llm"
+    decides with the shipped decision heads on the base model (``simulators/llm/heads/``) unless ``"adapter"`` or
+    ``"heads"`` is given; ``{"adapter": "smollm2-135m-ml100k-sgrpo"}`` is the earlier SFT + S-GRPO adapter answering in
+    letters, ``{"adapter": None}`` the base model), ``feedback_mode``
     ("page" | "feed", default "feed"), ``action_mode`` ("catalog" | "candidates"),
     ``slate_size`` (10), ``num_candidates`` (50), ``candidate_generator`` (default
     ``MixedCandidates``: popular, collaborative, random), ``user_split`` ("train"), ``memory_size``

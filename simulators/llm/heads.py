@@ -29,6 +29,7 @@ prompt, and fails with a clear error on a mismatch.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -165,7 +166,8 @@ def item_states_path(simulator) -> Path:
     from recsim_env.data import cache_dir
 
     h = hashlib.sha256()
-    for part in (simulator.model_name, adapter_hash(simulator.adapter), PROMPT_VERSION, simulator.scenes.system(),
+    dtype = str(next(simulator.model.parameters()).dtype)
+    for part in (simulator.model_name, adapter_hash(simulator.adapter), dtype, PROMPT_VERSION, simulator.scenes.system(),
                  *_item_questions(simulator)):
         h.update(part.encode() + b"\x00")
     return cache_dir() / "item_states" / f"{h.hexdigest()[:24]}.npy"
@@ -175,8 +177,8 @@ def item_states(simulator, batch: int = 32, progress: bool = False) -> np.ndarra
     """(n_items, len(POOLS), dim) hidden states of every item's feed question read alone (no user context, item
     line without train statistics), cached on disk under ``$RECSIM_CACHE/item_states``.
 
-    The cache key hashes the model name, the adapter's weights, :data:`PROMPT_VERSION`, the system prompt and every
-    item question text, so a changed model, adapter, prompt or dataset content can never read a stale file.
+    The cache key hashes the model name, the adapter's weights, the dtype, :data:`PROMPT_VERSION`, the system prompt
+    and every item question text, so a changed model, adapter, prompt or dataset content can never read a stale file.
     """
     from tqdm.auto import tqdm
 
@@ -218,6 +220,13 @@ def llm_features(states: np.ndarray, pool: str, requests, items: np.ndarray, dec
     return np.concatenate([xi, xi * profiles[0][:, None, :], cos], axis=-1).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=4)
+def _own_histories(dataset, window: int):
+    from simulators.fitted import _OwnHistories
+
+    return _OwnHistories(dataset, window)
+
+
 def cue_features(fitted, requests, items: np.ndarray) -> np.ndarray:
     """(N, K, len(CUE_NAMES)) cue numbers of ``items`` (N, K) for ``requests``, from the data-fitted model ``fitted``.
 
@@ -226,7 +235,6 @@ def cue_features(fitted, requests, items: np.ndarray) -> np.ndarray:
     """
     from recsim_env.features import CoOccurrence, item_stats_without, recency_weights, taste_profiles
     from simulators.base import stack_memory
-    from simulators.fitted import _OwnHistories
 
     ds = fitted.dataset
     items = np.asarray(items, dtype=np.int64)
@@ -246,8 +254,7 @@ def cue_features(fitted, requests, items: np.ndarray) -> np.ndarray:
     if fitted.co_occurrence is not None:
         pairs = fitted.co_occurrence.pair_affinity(hist, items)
         if train.any():
-            own = _OwnHistories(ds, fitted.co_occurrence.window) if not hasattr(fitted, "_own") else fitted._own
-            fitted._own = own
+            own = _own_histories(ds, fitted.co_occurrence.window)
             t = np.flatnonzero(train)
             pairs[t] = fitted.co_occurrence.pair_affinity(hist[t], items[t], *own.contribution(users[t], hist[t], items[t]))
         co = CoOccurrence.weighted(pairs, recency_weights(hist, fitted.decay) * ~skipped)

@@ -21,7 +21,7 @@ from pathlib import Path
 from recsim_env.data import cache_dir
 
 __all__ = [
-    "DEFAULT_ADAPTER", "DEFAULT_MODEL", "ModelNotFoundError", "cache_dir", "compile_elementwise", "load_model", "load_tokenizer",
+    "DEFAULT_ADAPTER", "DEFAULT_HEADS", "DEFAULT_MODEL", "default_simulator_kwargs", "ModelNotFoundError", "cache_dir", "compile_elementwise", "load_model", "load_tokenizer",
     "default_adapter", "resolve_adapter_dir", "resolve_model_dir", "trained_answer_format", "trained_history_in_prompt",
 ]
 
@@ -89,6 +89,25 @@ ADAPTERS = Path(__file__).parent / "adapters"  # adapters trained by this reposi
 # The adapter ``simulator="llm"`` applies by default, on the default model and the dataset it was trained on
 # (SFT then S-GRPO on ml-100k; its card in ADAPTERS/<name>/TRAINING_CARD.md). ``adapter=None`` gives the base model.
 DEFAULT_ADAPTER, DEFAULT_ADAPTER_DATASET = "smollm2-135m-ml100k-sgrpo", "ml-100k"
+
+
+# The decision heads ``simulator="llm"`` uses by default on the default model and ml-100k (simulators/llm/heads/<name>/,
+# card inside): the base model's reading of the items plus collaborative cues decide; the base model writes reasons.
+DEFAULT_HEADS = "smollm2-135m-ml100k-heads"
+
+
+def default_simulator_kwargs(kwargs: dict, dataset_name: str) -> dict:
+    """``simulator_kwargs`` of ``simulator="llm"`` with the shipped defaults filled in: on ml-100k with the default model,
+    the decision heads :data:`DEFAULT_HEADS` (base model, float32: its item states are what the heads were trained
+    on) unless an adapter or heads are named; else the shipped adapter where one applies (:func:`default_adapter`)."""
+    kwargs = dict(kwargs)
+    model = kwargs.get("model", DEFAULT_MODEL)
+    if "heads" not in kwargs and "adapter" not in kwargs and model == DEFAULT_MODEL and dataset_name == DEFAULT_ADAPTER_DATASET:
+        kwargs.update(heads=DEFAULT_HEADS, adapter=None)
+        kwargs.setdefault("dtype", "float32")
+    if "adapter" not in kwargs:  # heads named without an adapter were trained on the base model
+        kwargs["adapter"] = None if kwargs.get("heads") else default_adapter(model, dataset_name)
+    return kwargs
 
 
 def default_adapter(model: str, dataset_name: str) -> str | None:

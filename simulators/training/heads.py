@@ -1,6 +1,7 @@
 """Training the decision heads of the LLM user (:mod:`simulators.llm.heads`) on train users' real behaviour.
 
-Examples (``head_examples``): per user, ``cuts_per_user`` cut points; the memory is the real history before the
+Examples (``head_examples``): per user, ``cuts_per_user`` cut points (the last possible one, where the user's last
+``positives`` real items are held out, and random earlier ones); the memory is the real history before the
 cut, and the items are the user's next ``positives`` real interactions (label: real; their rating or watched
 fraction; a data-derived reason label where the real reaction was a fast skip), ``uniform_negatives`` items the
 user never interacted with drawn uniformly (Agent4Rec's negatives) and ``popular_negatives`` drawn by train
@@ -58,11 +59,11 @@ class SimulatorHeadsConfig:
     positives: int = 5
     uniform_negatives: int = 5
     popular_negatives: int = 5
-    memory: int = 50
+    memory: int = 30
     min_history: int = 5
-    steps: int = 400
+    steps: int = 300
     eval_every: int = 25
-    lr: float = 3e-3
+    lr: float = 1e-2
     weight_decay: float = 1e-2
     history_in_prompt: int = 10
     seed: int = 0
@@ -126,7 +127,9 @@ def head_examples(dataset: Dataset, split: str, config: SimulatorHeadsConfig, sc
         unseen = np.flatnonzero(~seen)
         if len(unseen) < c.uniform_negatives + c.popular_negatives:
             continue
-        for cut in np.sort(rng.choice(cuts, min(c.cuts_per_user, len(cuts)), replace=False)):
+        # the last possible cut (the user's last real items held out, as Agent4Rec's protocol does) and random ones
+        picked = np.unique(np.append(rng.choice(cuts[:-1], min(c.cuts_per_user - 1, len(cuts) - 1), replace=False), cuts[-1]))
+        for cut in picked:
             idx = np.arange(h.start + cut, h.start + cut + c.positives)
             uni = rng.choice(unseen, c.uniform_negatives, replace=False)
             rest = np.setdiff1d(unseen, uni)

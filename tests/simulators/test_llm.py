@@ -309,13 +309,14 @@ def test_real_default_model_gives_valid_distribution(ml100k):
 
 
 def test_env_llm_applies_the_shipped_adapter_by_default(ml100k, monkeypatch):
-    """simulator="llm" on ml-100k = the default model + the SFT+S-GRPO adapter trained here; adapter=None = base."""
+    """simulator="llm" on ml-100k = the default model + the decision heads trained here; the SFT+S-GRPO adapter
+    trained here when named; adapter=None = base."""
     import json
     from pathlib import Path
 
     import simulators.llm as llm_pkg
     from recsim_env import core
-    from simulators.llm.models import DEFAULT_ADAPTER, default_adapter, trained_answer_format
+    from simulators.llm.models import DEFAULT_ADAPTER, DEFAULT_HEADS, default_adapter, trained_answer_format
 
     assert default_adapter("smollm2-135m", "ml-100k") == DEFAULT_ADAPTER
     assert default_adapter("smollm2-135m", "my-data") is None and default_adapter("/my/model", "ml-100k") is None
@@ -339,4 +340,13 @@ def test_env_llm_applies_the_shipped_adapter_by_default(ml100k, monkeypatch):
     core.make_simulator("llm", ml100k)
     core.make_simulator("llm", ml100k, {"adapter": None})
     core.make_simulator("llm", ml100k, {"model": "/my/model"})
-    assert [m["adapter"] for m in made] == [DEFAULT_ADAPTER, None, None]
+    core.make_simulator("llm", ml100k, {"adapter": DEFAULT_ADAPTER})
+    core.make_simulator("llm", ml100k, {"heads": "my-heads"})
+    # the default on ml-100k: the shipped decision heads on the base model (fp32, as their item states were read)
+    assert made[0] == {"dataset": ml100k, "heads": DEFAULT_HEADS, "adapter": None, "dtype": "float32"}
+    assert [m["adapter"] for m in made[1:]] == [None, None, DEFAULT_ADAPTER, None]
+    assert [m.get("heads") for m in made[1:]] == [None, None, None, "my-heads"]
+    from simulators.llm.heads import DecisionHeads
+
+    shipped_heads = DecisionHeads.load(DEFAULT_HEADS)
+    assert shipped_heads.spec.adapter is None and "llm" in shipped_heads.spec.inputs
