@@ -14,9 +14,21 @@ from typing import Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-__all__ = ["FeedbackMode", "SimulationRequest", "SimulationResponse", "UserSimulator", "choice_distributions", "stack_memory"]
+__all__ = ["FeedbackMode", "config_from_dict", "SimulationRequest", "SimulationResponse", "UserSimulator", "choice_distributions", "stack_memory"]
 
 FeedbackMode = Literal["page", "feed"]
+
+
+def config_from_dict(cls, values: dict):
+    """A config dataclass from a dict (e.g. ``simulator_kwargs`` or JSON): unknown keys are rejected by name, lists
+    become tuples (JSON has no tuples)."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"Unknown {cls.__name__} keys {unknown}; known keys: {sorted(known)}.")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 @dataclass

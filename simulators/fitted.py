@@ -36,7 +36,7 @@ always fast-skipped. Each request draws exactly ``4 * K + 1`` uniforms from its 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -46,7 +46,7 @@ from recsim_env.data import Dataset
 from recsim_env.features import (
     CoOccurrence, ItemFeatures, co_occurrence, item_features, recency_weights, taste_profiles, window_pairs,
 )
-from simulators.base import SimulationRequest, SimulationResponse, stack_memory
+from simulators.base import SimulationRequest, SimulationResponse, config_from_dict, stack_memory
 
 __all__ = ["FittedUserModel", "FittedUserModelConfig", "choice_features"]
 
@@ -95,11 +95,7 @@ class FittedUserModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "FittedUserModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown FittedUserModelConfig keys {unknown}; known keys: {sorted(known)}.")
-        return cls(**values)
+        return config_from_dict(cls, values)
 
 
 def choice_features(

@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from recsim_env.data import Dataset
-from simulators.base import SimulationRequest
+from simulators.base import SimulationRequest, config_from_dict
 
 __all__ = ["SimulatorHeadsConfig", "head_examples", "train_heads"]
 
@@ -84,12 +84,7 @@ class SimulatorHeadsConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "SimulatorHeadsConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown SimulatorHeadsConfig keys {unknown}; known keys: {sorted(known)}.")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        return cls(**values)
+        return config_from_dict(cls, values)
 
 
 def head_examples(dataset: Dataset, split: str, config: SimulatorHeadsConfig, scenes=None) -> dict:
