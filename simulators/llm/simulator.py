@@ -12,6 +12,12 @@ Per request (one user, one slate) and per mode:
   it was not asked for a reason, so its ``reason_class`` is None (unknown), never a guess.
   Repeated items are skipped without asking (reason class "algorithm-driven", by rule).
 
+With decision heads (``heads=``, :mod:`simulators.llm.heads`) the heads decide instead of the answer letters, from
+the model's cached item states and the collaborative cues: feed P(skip) = 1 - P(interested) P(value not a skip),
+the reason class from the reason head and the value from the value head (restricted to non-skip values for a
+watch); page: a softmax over the slate's interest logits and "none" at logit 0, then the clicked item's value. The
+same uniforms are drawn as without heads.
+
 Randomness: each request draws exactly ``3`` (page) or ``3 * K`` (feed) uniforms from its rng.
 
 Unusable answers: an answer whose probability mass on the option letters is below
