@@ -55,11 +55,16 @@ def test_heads_learn_a_planted_item_signal_and_beat_chance_on_held_out_users(tin
     assert (tmp_path / "heads" / "CARD.md").is_file() and (tmp_path / "heads" / "heads.safetensors").is_file()
     sim = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=planted, heads=str(tmp_path / "heads"))
     ex = head_examples(planted, "test", config)  # held-out users, never seen in training or selection
-    skip = np.stack([o["skip"] for o in sim.head_outputs(ex["requests"])])
+    outputs = sim.head_outputs(ex["requests"])
+    skip, interest = np.stack([o["skip"] for o in outputs]), np.stack([o["interest"] for o in outputs])
     both = ex["real"] | ex["uniform"]
     from benchmarks.fidelity import roc_auc
 
-    assert roc_auc(1 - skip[both], ex["real"][both]) > 0.75
+    loved = np.array([[i % 2 == 0 for i in r.slate] for r in ex["requests"]])
+    oracle = roc_auc(loved[both].astype(float), ex["real"][both])  # the planted signal's own ceiling (~0.75: many unseen items are loved too)
+    auc = roc_auc(interest[both], ex["real"][both])
+    assert auc > 0.65 and auc > 0.9 * oracle  # chance: 0.5
+    assert roc_auc(1 - skip[both], ex["real"][both]) > 0.6  # lower: a real "Ignored" item rated 1 is a real fast skip
     # the item signal itself: loved items are judged better than ignored ones for every test user
     assert skip[:, :][np.asarray([[i % 2 == 0 for i in r.slate] for r in ex["requests"]])].mean() < \
         skip[np.asarray([[i % 2 == 1 for i in r.slate] for r in ex["requests"]])].mean()
