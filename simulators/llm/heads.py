@@ -61,7 +61,7 @@ class HeadSpec:
     model / adapter: the language model (name or directory) and adapter the features come from.
     adapter_hash: content hash of the adapter weights ("" without an adapter).
     prompt_version: :data:`PROMPT_VERSION` at training time.
-    history_in_prompt / item_stats: the scene builder's memory length and whether item lines show train statistics.
+    history_in_prompt: the memory length of the prompts the simulator writes reasons from.
     inputs: subset of ("llm", "cues").
     pool: read-out of the hidden states (one of :data:`POOLS`), when "llm" is an input.
     hidden: width of the hidden layer (0: linear heads).
@@ -76,7 +76,6 @@ class HeadSpec:
     adapter_hash: str
     prompt_version: str
     history_in_prompt: int
-    item_stats: bool
     inputs: tuple[str, ...]
     pool: str
     hidden: int

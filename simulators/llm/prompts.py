@@ -110,10 +110,9 @@ def item_kind(dataset: Dataset) -> str:
     return "movies" if dataset.name.startswith("ml-") or any("movie" in f.lower() for f in dataset.item_field_types) else "items"
 
 
-def item_text(dataset: Dataset, i: int, feats=None, stats: tuple[float, float] | None = None) -> str:
+def item_text(dataset: Dataset, i: int, feats=None) -> str:
     """One line describing item ``i`` from its fields (title, year, genres ...); with ``feats``
-    (:func:`~recsim_env.features.item_features`) also its train mean rating and number of viewers, or with
-    ``stats`` = (count, mean rating in [0, 1]) those numbers instead (e.g. with one user's own rating left out)."""
+    (:func:`~recsim_env.features.item_features`) also its train mean rating and number of viewers."""
     ds = dataset
     title, extras = None, []
     for name, ftype in ds.item_field_types.items():
@@ -131,12 +130,10 @@ def item_text(dataset: Dataset, i: int, feats=None, stats: tuple[float, float] |
         elif ftype in ("token", "token_seq") and len(text) < 60:
             extras.append(f"{name}: {text}")
     title = title or f"{item_kind(ds)[:-1]} {ds.item_tokens[i]}"
-    if stats is None and feats is not None:
-        stats = (feats.count[i], feats.mean_rating[i])
-    n = int(stats[0]) if stats is not None else 0
+    n = int(feats.count[i]) if feats is not None else 0
     if ds.has_ratings and n:
         lo, hi = ds.rating_range
-        extras.append(f"avg {lo + stats[1] * (hi - lo):.1f}/{hi:g} from {n} viewers")
+        extras.append(f"avg {lo + feats.mean_rating[i] * (hi - lo):.1f}/{hi:g} from {n} viewers")
     elif n:
         extras.append(f"{n} viewers")
     return f"{title} ({'; '.join(extras)})" if extras else title
@@ -151,7 +148,6 @@ class SceneBuilder:
     history_in_prompt: int = 10
     taxonomy: tuple[ReasonClass, ...] = GUBS_TAXONOMY
     answer_format: str = "letters"
-    item_stats: bool = True
     item_texts: list[str] = field(init=False)
     user_texts: list[str] = field(init=False)
 
@@ -163,7 +159,7 @@ class SceneBuilder:
         ds = self.dataset
         self.kind = item_kind(ds)
         feats = item_features(ds)
-        self.item_texts = [self._item_text(i, feats, stats=self.item_stats) for i in range(ds.n_items)]
+        self.item_texts = [self._item_text(i, feats) for i in range(ds.n_items)]
         self.item_names = [self._item_text(i, feats, stats=False) for i in range(ds.n_items)]  # memory lines: no train stats
         self.user_texts = [self._user_text(u) for u in range(ds.n_users)]
         self.rated = ds.watch_ratio_source == "rating proxy"

@@ -76,9 +76,7 @@ class LLMSimulatorConfig:
         forwards on a 2-core CPU after a one-time ~25 s compile). Worth it for long rollouts.
     heads: decision heads (:mod:`simulators.llm.heads`; a directory or a shipped name) that decide from the
         model's hidden states instead of its answer letters: interest, rating and reason of every shown item in
-        one pass. None: the answer letters decide. The heads fix the prompt (memory length, item statistics).
-    item_stats: item lines show train statistics (mean rating, number of viewers); False is the ablation
-        without collaborative numbers in the prompt.
+        one pass. None: the answer letters decide. The heads fix the memory length of the reason prompts.
     """
 
     batch_size: int = 8
@@ -94,7 +92,6 @@ class LLMSimulatorConfig:
     cache_size: int = 4096
     compile: bool = False
     heads: str | None = None
-    item_stats: bool = True
 
     def __post_init__(self) -> None:
         if self.explain not in ("never", "negative", "always"):
@@ -172,10 +169,10 @@ class LLMUserSimulator:
 
             self.heads = DecisionHeads.load(self.config.heads)
             spec = self.heads.spec
-            if self.config.history_in_prompt not in (None, spec.history_in_prompt) or self.config.item_stats != spec.item_stats:
+            if self.config.history_in_prompt not in (None, spec.history_in_prompt):
                 raise HeadMismatchError(
-                    f"heads={self.config.heads!r} were trained with history_in_prompt={spec.history_in_prompt}, "
-                    f"item_stats={spec.item_stats}; leave those options unset (the heads fix the prompt)."
+                    f"heads={self.config.heads!r} were trained with history_in_prompt={spec.history_in_prompt}; "
+                    f"leave history_in_prompt unset (the heads fix the prompt)."
                 )
             trained = spec.history_in_prompt
         self.history_in_prompt = next(h for h in (self.config.history_in_prompt, trained, 10) if h is not None)
@@ -208,7 +205,6 @@ class LLMUserSimulator:
         self.scenes = SceneBuilder(
             dataset, self.chat, history_in_prompt=self.history_in_prompt, answer_format=self.answer_format,
             taxonomy=tuple(ReasonClass(name, description) for name, description in self.config.taxonomy),
-            item_stats=self.config.item_stats,
         )
         self.scorer = TreeScorer(self.model, self.tokenizer, self.scenes.system())
         from simulators.llm.heads import HiddenStateReader

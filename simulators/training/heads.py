@@ -248,7 +248,7 @@ def train_heads(config: SimulatorHeadsConfig, out: str | Path, dataset: str | Da
         flat = xs["train"].reshape(-1, xs["train"].shape[-1])
         spec = HeadSpec(
             model=c.model, adapter=c.adapter, adapter_hash=adapter_hash(c.adapter), prompt_version=PROMPT_VERSION,
-            history_in_prompt=c.history_in_prompt, item_stats=True, inputs=tuple(c.inputs), pool=pool, hidden=hidden,
+            history_in_prompt=c.history_in_prompt, inputs=tuple(c.inputs), pool=pool, hidden=hidden,
             n_values=sc.n_values, n_reasons=len(sc.taxonomy), skip_value=skip_value, decay=float(fitted.decay),
             feature_dim=flat.shape[1], mean=tuple(map(float, flat.mean(0))), std=tuple(map(float, flat.std(0) + 1e-6)),
         )
