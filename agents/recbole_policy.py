@@ -275,7 +275,7 @@ class RecBolePolicy:
 
     def rank(self, observation: dict[str, np.ndarray], info: dict[str, Any], n: int) -> np.ndarray:
         """The ``n`` best actions (item or candidate indices), best first."""
-        score = self.scores(observation["history_items"], info.get("user"), observation["history_feedback"][:, 1])
+        score = self.scores(observation["history_items"], info.get("user_index"), observation["history_feedback"][:, 1])
         if "candidates" in observation:
             return np.argsort(-score[observation["candidates"]], kind="stable")[:n]
         order = np.argsort(-score, kind="stable")  # unscorable (-inf) items last

@@ -50,7 +50,7 @@ class RerankPolicy:
         fb = observation["history_feedback"][valid]
         consumed = observation["consumed"][items] == 1 if "consumed" in observation else np.zeros(len(items), bool)
         return SimulationRequest(
-            user=int(info["user"]), history_items=hist[valid], history_watch_ratio=fb[:, 2].astype(np.float64),
+            user=int(info["user_index"]), history_items=hist[valid], history_watch_ratio=fb[:, 2].astype(np.float64),
             history_skipped=fb[:, 1] > 0.5, slate=np.asarray(items), repeated=consumed, mode="feed",
             step=int(observation["step"][0]),
         )

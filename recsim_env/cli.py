@@ -368,7 +368,7 @@ def llm_demo(n_users: int, seed: int) -> None:
     for u in range(n_users):
         obs, info = env.reset(seed=seed + u)
         obs, reward, _, _, info = env.step(policy.act(obs, info))
-        print(f"\nuser {info['user_id']} ({core.simulator.scenes.user_texts[info['user']]}), reward {reward:.2f}")
+        print(f"\nuser {info['user_id']} ({core.simulator.scenes.user_texts[info['user_index']]}), reward {reward:.2f}")
         for rec, p_skip in zip(info["feedback"], info["skip_probs"]):
             title = core.simulator.scenes.item_texts[rec["item_id"]].split(" (")[0]
             verdict = f"skips ({rec['reason_class'] or 'low rating'})" if rec["skipped"] else f"watches, rates {rec['rating']:.0f}"

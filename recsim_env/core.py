@@ -7,6 +7,7 @@ the answers into reward terms, updates memory and patience, and builds the obser
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 from typing import Any, Literal, Sequence
 
@@ -17,9 +18,10 @@ from recsim_env.candidates import CandidateGenerator, MixedCandidates
 from recsim_env.data import Dataset, load_dataset
 from recsim_env.features import item_features, taste_profiles, user_features
 from recsim_env.rewards import REWARD_TERMS, RewardWeights, reward_terms
+from recsim_env.validation import check_int, check_real
 from simulators.base import SimulationRequest, UserSimulator
 
-__all__ = ["EnvConfig", "SessionBatch", "StepOutput", "make_simulator"]
+__all__ = ["EnvConfig", "SessionBatch", "StepOutput", "UserDynamics", "make_simulator"]
 
 ActionMode = Literal["catalog", "candidates"]
 MAX_OBS_RATIO = 10.0  # watch ratios (rewatches) are clipped to this in observations
@@ -41,10 +43,29 @@ class UserDynamics:
     like_gain: float = 0.5
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            check_real(f"dynamics.{f.name}", getattr(self, f.name), low=0.0)
         if not 0 < self.initial <= self.maximum:
             raise ValueError(f"UserDynamics needs 0 < initial <= maximum, got initial={self.initial}, maximum={self.maximum}.")
-        if min(self.skip_cost, self.empty_page_cost, self.like_gain) < 0:
-            raise ValueError("UserDynamics costs and gains must be >= 0.")
+
+    @classmethod
+    def coerce(cls, value: "UserDynamics | dict | None") -> "UserDynamics":
+        """Accept an instance, a partial dict of fields, or None (defaults); reject anything else by name."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            known = [f.name for f in fields(cls)]
+            unknown = sorted(set(value) - set(known))
+            if unknown:
+                raise TypeError(f"dynamics got unknown field(s) {unknown}; known fields: {known}.")
+            return cls(**value)
+        raise TypeError(f"dynamics must be a UserDynamics, a dict of its fields or None, got {type(value).__name__} {value!r}.")
+
+
+# Absurd sizes are refused before anything is allocated (each of these makes an array of that length per session).
+MAX_MEMORY_SIZE = 10_000
 
 
 @dataclass
@@ -68,32 +89,47 @@ class EnvConfig:
     profile_decay: float = 0.9
 
     def __post_init__(self) -> None:
-        if self.feedback_mode not in ("page", "feed"):
-            raise ValueError(f"feedback_mode must be 'page' or 'feed', got {self.feedback_mode!r}.")
-        if self.action_mode not in ("catalog", "candidates"):
-            raise ValueError(f"action_mode must be 'catalog' or 'candidates', got {self.action_mode!r}.")
-        if self.slate_size < 1:
-            raise ValueError(f"slate_size must be >= 1, got {self.slate_size}.")
+        if not isinstance(self.dataset, (str, os.PathLike, Dataset)):
+            raise TypeError(f"dataset must be a name ('ml-100k'), a directory of RecBole atomic files or a Dataset, "
+                            f"got {type(self.dataset).__name__} {self.dataset!r}.")
+        if self.simulator_kwargs is not None and not isinstance(self.simulator_kwargs, dict):
+            raise TypeError(f"simulator_kwargs must be a dict or None, got {type(self.simulator_kwargs).__name__} {self.simulator_kwargs!r}.")
+        for name, allowed in (("feedback_mode", ("page", "feed")), ("action_mode", ("catalog", "candidates"))):
+            if not isinstance(getattr(self, name), str) or getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}.")
+        if not isinstance(self.user_split, str):
+            raise TypeError(f"user_split must be a str ('train', 'valid', 'test' or 'all'), got {type(self.user_split).__name__}.")
+        self.slate_size = check_int("slate_size", self.slate_size, 1)
+        self.num_candidates = check_int("num_candidates", self.num_candidates, 1)
         if self.action_mode == "candidates" and self.num_candidates < self.slate_size:
             raise ValueError(
                 f"num_candidates ({self.num_candidates}) must be >= slate_size ({self.slate_size}) in candidates mode."
             )
-        if self.memory_size < 1 or self.min_history < 1:
-            raise ValueError("memory_size and min_history must be >= 1.")
-        if self.max_episode_steps is not None and self.max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be None or >= 1, got {self.max_episode_steps}.")
+        self.memory_size = check_int("memory_size", self.memory_size, 1, MAX_MEMORY_SIZE)
+        self.min_history = check_int("min_history", self.min_history, 1)
+        if self.max_episode_steps is not None:
+            self.max_episode_steps = check_int("max_episode_steps", self.max_episode_steps, 1)
+        self.profile_decay = check_real("profile_decay", self.profile_decay, 0.0, 1.0, low_open=True)
         self.reward_weights = RewardWeights.coerce(self.reward_weights)
-        if self.dynamics is None:
-            self.dynamics = UserDynamics()
-        elif isinstance(self.dynamics, dict):
-            self.dynamics = UserDynamics(**self.dynamics)
+        self.dynamics = UserDynamics.coerce(self.dynamics)
+
+    def check_sizes(self, dataset: Dataset) -> None:
+        """Refuse slates and candidate lists longer than the catalogue (before any array is allocated)."""
+        n = dataset.n_items
+        if self.action_mode == "catalog" and self.slate_size > n:
+            raise ValueError(f"slate_size={self.slate_size} exceeds the catalogue of {dataset.name!r} ({n} items).")
+        if self.action_mode == "candidates" and self.num_candidates > n:
+            raise ValueError(f"num_candidates={self.num_candidates} exceeds the catalogue of {dataset.name!r} ({n} items).")
 
     @classmethod
-    def from_kwargs(cls, kwargs: dict[str, Any]) -> "EnvConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise TypeError(f"RecSimEnv got unknown argument(s) {unknown}; known arguments: {sorted(known)}.")
+    def from_kwargs(cls, kwargs: dict[str, Any], owner: str = "RecSimEnv") -> "EnvConfig":
+        """The config of ``owner(**kwargs)``; an unknown name raises Python's own TypeError wording (TorchRL's
+        ``GymEnv`` probes arguments and relies on it), followed by the known names."""
+        known = [f.name for f in fields(cls)]
+        for name in kwargs:
+            if name not in known:
+                raise TypeError(f"{owner}.__init__() got an unexpected keyword argument {name!r}; "
+                                f"known arguments: render_mode, {', '.join(known)}.")
         return cls(**kwargs)
 
 
@@ -156,6 +192,7 @@ class SessionBatch:
         self.config = config
         self.dataset = config.dataset if isinstance(config.dataset, Dataset) else load_dataset(config.dataset)
         ds = self.dataset
+        config.check_sizes(ds)
         self.simulator = make_simulator(config.simulator, ds, config.simulator_kwargs)
         self.features = item_features(ds)
         self.item_numeric = self.features.numeric
@@ -219,21 +256,35 @@ class SessionBatch:
         K = self.config.slate_size
         high = int(self.action_space.nvec[0])
         what = "candidate indices in [0, num_candidates)" if self.config.action_mode == "candidates" else "item indices in [0, n_items)"
-        arr = np.asarray(slates)
         expected = batch_shape + (K,)
+        if isinstance(slates, np.ma.MaskedArray):
+            if np.ma.getmaskarray(slates).any():
+                raise ValueError("Action is a masked array with masked entries: a slate needs every position. "
+                                 "Fill them (arr.filled(...)) or pass a plain array.")
+            slates = slates.data
+        try:
+            arr = np.asarray(slates)
+        except ValueError:  # ragged nesting
+            arr = None
+        if arr is None or arr.dtype == object:
+            raise ValueError(
+                f"Action must be a rectangular array of shape {expected} ({K} {what}), got a ragged or non-numeric "
+                f"{type(slates).__name__}. Use env.action_space.sample() to see a valid action."
+            )
         if arr.shape != expected:
             raise ValueError(
                 f"Action has shape {arr.shape}, expected {expected}: {'one slate per sub-env of ' if batch_shape else ''}"
                 f"{K} {what} (slate_size={K}). Use env.action_space.sample() to see a valid action."
             )
-        if arr.dtype.kind not in "iu":
-            if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-                arr = arr.astype(np.int64)
-            else:
-                raise ValueError(f"Action must hold integers ({what}), got dtype {arr.dtype}.")
-        if arr.size and (arr.min() < 0 or arr.max() >= high):
+        if arr.dtype.kind not in "iuf":
+            raise ValueError(f"Action must hold integers ({what}), got dtype {arr.dtype}.")
+        if arr.size and (arr.min() < 0 or arr.max() >= high):  # compared before any cast: 1e20 must not wrap around
             bad = arr[(arr < 0) | (arr >= high)].ravel()[0]
             raise ValueError(f"Action index {bad} is out of range: expected {what}, i.e. 0 <= index < {high}.")
+        if arr.dtype.kind == "f":
+            if not (np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+                raise ValueError(f"Action must hold integers ({what}), got non-integral values of dtype {arr.dtype}.")
+            arr = arr.astype(np.int64)
         return arr.astype(np.int64, copy=False)
 
     # --------------------------------------------------------------------------------- reset

@@ -13,16 +13,32 @@ from recsim_env.rewards import REWARD_TERMS
 __all__ = ["RecSimEnv", "step_info"]
 
 
-def step_info(out: StepOutput, i: int, batch: SessionBatch) -> dict[str, Any]:
-    """The info dict of row ``i`` of a step: per-item feedback records, reward terms, distributions."""
+def _filled(probs: Any, n: int) -> np.ndarray:
+    """A simulator's distribution as a float64 array of length ``n``; NaN where it gave none."""
+    return np.full(n, np.nan) if probs is None else np.asarray(probs, dtype=np.float64)
+
+
+def step_info(out: StepOutput | None, i: int, batch: SessionBatch) -> dict[str, Any]:
+    """The info dict of row ``i`` (see the RecSimEnv docstring, "Info"); ``out=None``: the same keys at reset, with
+    NaN reward terms and distributions and no feedback records."""
+    K = batch.config.slate_size
+    page = batch.config.feedback_mode == "page"
+    user = int(batch.user[i]) if out is None else int(out.users[i])
+    info: dict[str, Any] = {
+        "feedback": [], "reward_terms": {name: np.float64(np.nan) for name in REWARD_TERMS},
+        "user_index": np.int64(user), "user_id": batch.dataset.user_tokens[user],
+        "patience": np.float64(batch.patience[i] if out is None else out.patience[i]),
+        "choice_probs": np.full(K + 1 if page else 0, np.nan), "skip_probs": np.full(0 if page else K, np.nan),
+        "simulator_errors": np.int64(0),
+    }
+    if out is None:
+        return info
     fb = out.feedback
-    K = fb["item_id"].shape[1]
-    records = []
     for k in range(K):
         played = bool(fb["played"][i, k])
         wr = fb["watch_ratio"][i, k]
         rt = fb["rating"][i, k]
-        records.append(
+        info["feedback"].append(
             {
                 "item_id": int(fb["item_id"][i, k]),
                 "position": k,
@@ -34,16 +50,13 @@ def step_info(out: StepOutput, i: int, batch: SessionBatch) -> dict[str, Any]:
                 "reason_text": fb["reason_text"][i, k],
             }
         )
-    return {
-        "feedback": records,
-        "reward_terms": {name: float(v) for name, v in zip(REWARD_TERMS, out.terms[i])},
-        "user": int(out.users[i]),
-        "user_id": batch.dataset.user_tokens[int(out.users[i])],
-        "patience": float(out.patience[i]),
-        "choice_probs": out.choice_probs[i],
-        "skip_probs": out.skip_probs[i],
-        "simulator_errors": int(out.errors[i]),
-    }
+    info["reward_terms"] = {name: np.float64(v) for name, v in zip(REWARD_TERMS, out.terms[i])}
+    if page:
+        info["choice_probs"] = _filled(out.choice_probs[i], K + 1)
+    else:
+        info["skip_probs"] = _filled(out.skip_probs[i], K)
+    info["simulator_errors"] = np.int64(out.errors[i])
+    return info
 
 
 class RecSimEnv(gym.Env):
@@ -82,7 +95,8 @@ class RecSimEnv(gym.Env):
 
     ## Feedback modes
     ``page``: the user clicks at most one item (or none); the clicked item is played with a
-    watch ratio. ``feed``: every item plays in order and is fast-skipped (watch ratio < 0.3) or
+    watch ratio, and a clicked item can still be fast-skipped (watch ratio < 0.3): the click and the
+    watching are separate decisions, as in real feeds (the ``click`` and ``skip`` terms both count it). ``feed``: every item plays in order and is fast-skipped (watch ratio < 0.3) or
     watched. MovieLens has ratings only; its watch ratio is the proxy
     ``(rating - 1) / 4`` (see ``recsim_env.data``), so rating <= 2 is a fast skip and rating >= 4 a like.
 
@@ -96,13 +110,18 @@ class RecSimEnv(gym.Env):
 
     ## Episode End
     Terminated when patience reaches 0 or the simulator says the user leaves. Truncated after
-    ``max_episode_steps`` (``gym.make`` adds ``TimeLimit(100)`` by default).
+    ``max_episode_steps`` (``gym.make`` adds ``TimeLimit(100)`` by default). Stepping an ended episode
+    (terminated, or truncated by ``max_episode_steps``) without ``reset()`` raises ``RuntimeError``.
+    ``reset(options=...)`` takes no options: any given raise ``ValueError``.
 
     ## Info
-    ``feedback``: one record per shown item: item_id, position, clicked, skipped, watch_ratio,
-    rating, reason_class, reason_text (None where unknown / not played). ``reward_terms``,
-    ``user``, ``user_id``, ``patience``, ``choice_probs`` (page mode: distribution over the slate
-    and, last, "none"), ``skip_probs`` (feed mode), ``simulator_errors`` (unusable model outputs).
+    The same keys at reset and at every step (numpy scalars and arrays; NaN where not known, e.g. at reset):
+    ``feedback``: one record per shown item (empty at reset): item_id, position, clicked, skipped, watch_ratio,
+    rating, reason_class, reason_text (None where unknown / not played); ``reward_terms`` (term -> float64);
+    ``user_index`` (the dataset's user index; ``obs["user"]`` holds its demographics), ``user_id`` (raw id),
+    ``patience``; ``choice_probs``: page mode (K + 1,), the distribution over the slate and, last, "none";
+    ``skip_probs``: feed mode (K,), P(fast skip) per item (each has shape (0,) in the other mode, NaN at reset or
+    where the simulator gives none); ``simulator_errors`` (unusable model outputs this step).
 
     ## Arguments
     ``dataset`` ("ml-100k" or a directory of RecBole atomic files, or a ``Dataset``),
@@ -122,13 +141,13 @@ class RecSimEnv(gym.Env):
     * v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}.")
         self.render_mode = render_mode
-        self.config = EnvConfig.from_kwargs(kwargs)
+        self.config = EnvConfig.from_kwargs(kwargs, "RecSimEnv")
         self.batch = SessionBatch(self.config, 1)
         self.dataset = self.batch.dataset
         self.simulator = self.batch.simulator
@@ -136,27 +155,31 @@ class RecSimEnv(gym.Env):
         self.action_space = self.batch.action_space
         self._rows = np.zeros(1, dtype=np.int64)
         self._started = False
+        self._ended = False
         self._last_info: dict[str, Any] | None = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        if options:
+            raise ValueError(f"RecSimEnv.reset takes no options, got {sorted(options)}.")
         super().reset(seed=seed)
         self.batch.reset_rows(self._rows, [self.np_random])
         self._started = True
+        self._ended = False
         self._last_info = None
-        return self._single(self.batch.observe(self._rows)), self._reset_info()
-
-    def _reset_info(self) -> dict[str, Any]:
-        user = int(self.batch.user[0])
-        return {"user": user, "user_id": self.dataset.user_tokens[user], "patience": float(self.batch.patience[0])}
+        return self._single(self.batch.observe(self._rows)), step_info(None, 0, self.batch)
 
     def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
         if not self._started:
             raise RuntimeError("Call env.reset() before env.step().")
+        if self._ended:
+            raise RuntimeError("This episode has ended (terminated or truncated): call env.reset() before env.step().")
         slate = self.batch.validate(action, ())
         out = self.batch.step_rows(self._rows, slate[None], [self.np_random])
         info = step_info(out, 0, self.batch)
         self._last_info = info
-        return self._single(out.obs), float(out.reward[0]), bool(out.terminated[0]), bool(out.truncated[0]), info
+        terminated, truncated = bool(out.terminated[0]), bool(out.truncated[0])
+        self._ended = terminated or truncated
+        return self._single(out.obs), float(out.reward[0]), terminated, truncated, info
 
     @staticmethod
     def _single(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from recsim_env.validation import check_real
+
 __all__ = ["REWARD_TERMS", "RewardWeights", "reward_terms"]
 
 REWARD_TERMS = ("click", "watch_ratio", "skip", "repeat", "like")
@@ -32,6 +34,10 @@ class RewardWeights:
     repeat: float = -1.0
     like: float = 0.0
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, check_real(f"reward_weights[{f.name!r}]", getattr(self, f.name)))
+
     @classmethod
     def coerce(cls, value: "RewardWeights | dict | None") -> "RewardWeights":
         """Accept an instance, a partial dict of weights, or None (defaults); reject unknown names."""
@@ -43,7 +49,7 @@ class RewardWeights:
             unknown = sorted(set(value) - set(REWARD_TERMS))
             if unknown:
                 raise ValueError(f"Unknown reward term(s) {unknown}; known terms: {list(REWARD_TERMS)}.")
-            return cls(**{k: float(v) for k, v in value.items()})
+            return cls(**value)
         raise TypeError(f"reward_weights must be a RewardWeights, a dict or None, got {type(value).__name__}.")
 
     def as_array(self) -> np.ndarray:

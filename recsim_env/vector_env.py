@@ -3,12 +3,22 @@
 Created by ``gym.make_vec("RecSimEnv-v0", num_envs=N, vectorization_mode="vector_entry_point")``.
 Each sub-env keeps its own ``np_random`` Generator, seeded like Gymnasium's sync vector env
 (``reset(seed=s)`` seeds sub-env i with ``s + i``), so a vector env gives exactly the trajectories
-of N single envs run with the same seeds and actions. Autoreset follows Gymnasium's default
-``NEXT_STEP`` mode: the step after a sub-env ends resets it and ignores its action.
+of N single envs run with the same seeds and actions.
 
-Infos are batched: ``info["feedback"][key]`` is an (N, K) array (item_id, position, clicked,
-skipped, played, watch_ratio, rating, reason_class, reason_text), ``info["reward_terms"][term]``
-is (N,), and ``info["_feedback"]`` marks the sub-envs that stepped (not reset) this call.
+Autoreset (``autoreset_mode=``, Gymnasium's :class:`~gymnasium.vector.AutoresetMode` or its name):
+``NEXT_STEP`` (default, Gymnasium's default): the step after a sub-env ends resets it and ignores its
+action; ``SAME_STEP``: an ending sub-env is reset within the same step, its last observation in
+``info["final_obs"]`` (object array, ``info["_final_obs"]`` marks them); ``DISABLED``: ended sub-envs
+must be reset with ``reset(options={"reset_mask": mask})`` (a bool array of shape (N,), as Gymnasium's
+vector envs take it), and stepping one before that raises ``RuntimeError``. ``reset_mask`` works in
+every mode; any other reset option raises ``ValueError``. Rendering is not supported (``render_mode``
+other than None raises).
+
+Infos are batched and have the same keys at reset and at step: ``info["feedback"][key]`` is an (N, K)
+array (item_id, position, clicked, skipped, played, watch_ratio, rating, reason_class, reason_text; -1,
+False, NaN or None where nothing was shown), ``info["reward_terms"][term]`` is (N,) (NaN where the
+sub-env did not step), ``info["_feedback"]`` marks the sub-envs that stepped (not reset) this call;
+``user_index``, ``patience`` and ``simulator_errors`` are (N,).
 """
 
 from __future__ import annotations
@@ -22,21 +32,31 @@ from gymnasium.vector.utils import batch_space
 
 from recsim_env.core import EnvConfig, SessionBatch
 from recsim_env.rewards import REWARD_TERMS
+from recsim_env.validation import check_int
 
 __all__ = ["RecSimVectorEnv"]
+
+MAX_NUM_ENVS = 100_000  # refused above this before anything is allocated
 
 
 class RecSimVectorEnv(VectorEnv):
     """N RecSimEnv sessions in one batch (see the module docstring and ``RecSimEnv``)."""
 
-    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": [], "render_fps": 4}
 
-    def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
-        kwargs.pop("render_mode", None)
-        self.num_envs = num_envs
-        self.config = EnvConfig.from_kwargs(kwargs)
+    def __init__(self, num_envs: int = 1, autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+                 render_mode: str | None = None, **kwargs: Any) -> None:
+        self.num_envs = check_int("num_envs", num_envs, 1, MAX_NUM_ENVS)
+        if render_mode is not None:
+            raise ValueError(f"RecSimVectorEnv does not render (render_mode must be None, got {render_mode!r}); "
+                             f"render a single RecSimEnv(render_mode='ansi') instead.")
+        self.render_mode = None
+        try:
+            self.autoreset_mode = AutoresetMode(autoreset_mode) if not isinstance(autoreset_mode, str) else AutoresetMode[autoreset_mode.upper()]
+        except (KeyError, ValueError):
+            raise ValueError(f"autoreset_mode must be one of {[m.name for m in AutoresetMode]}, got {autoreset_mode!r}.") from None
+        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
+        self.config = EnvConfig.from_kwargs(kwargs, "RecSimVectorEnv")
         self.batch = SessionBatch(self.config, num_envs)
         self.dataset = self.batch.dataset
         self.simulator = self.batch.simulator
@@ -52,6 +72,17 @@ class RecSimVectorEnv(VectorEnv):
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if options:
+            raise ValueError(f"RecSimVectorEnv.reset understands only options={{'reset_mask': mask}}, got {sorted(options)}.")
+        if mask is None:
+            mask = np.ones(self.num_envs, dtype=bool)
+        elif not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (self.num_envs,) and mask.any()):
+            raise ValueError(f"options['reset_mask'] must be a numpy bool array of shape ({self.num_envs},) with at least "
+                             f"one True, got {type(mask).__name__} {getattr(mask, 'dtype', '')} {np.shape(mask)}.")
+        elif not self._started and not mask.all():
+            raise RuntimeError("The first reset must reset every sub-env: call envs.reset() without reset_mask first.")
         if seed is None:
             seeds: list[int | None] = [None] * self.num_envs
         elif isinstance(seed, (int, np.integer)):
@@ -60,32 +91,18 @@ class RecSimVectorEnv(VectorEnv):
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"reset(seed=list) needs {self.num_envs} seeds, got {len(seeds)}.")
-        for i, s in enumerate(seeds):
-            if s is not None or self._rngs[i] is None:
-                self._rngs[i], _ = seeding.np_random(s)
-        self.batch.reset_rows(self._rows, self._rngs)
-        self._autoreset[:] = False
+        rows = np.flatnonzero(mask)
+        for i in rows:
+            if seeds[i] is not None or self._rngs[i] is None:
+                self._rngs[i], _ = seeding.np_random(seeds[i])
+        self.batch.reset_rows(rows, [self._rngs[i] for i in rows])
+        self._autoreset[rows] = False
         self._started = True
-        return self.batch.observe(self._rows), self._reset_info()
+        return self.batch.observe(self._rows), self._info(None, np.zeros(self.num_envs, dtype=bool))
 
-    def _reset_info(self) -> dict[str, Any]:
-        return {"user": self.batch.user.copy(), "patience": self.batch.patience.copy()}
-
-    def step(
-        self, actions: Any
-    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        if not self._started:
-            raise RuntimeError("Call envs.reset() before envs.step().")
-        slates = self.batch.validate(actions, (self.num_envs,))
+    def _info(self, out, stepped: np.ndarray) -> dict[str, Any]:
+        """The batched info (module docstring); ``out`` is the StepOutput of the ``stepped`` rows (None at reset)."""
         n, K = self.num_envs, self.config.slate_size
-        reset_rows = np.flatnonzero(self._autoreset)
-        step_rows = np.flatnonzero(~self._autoreset)
-        if len(reset_rows):
-            self.batch.reset_rows(reset_rows, [self._rngs[i] for i in reset_rows])
-
-        rewards = np.zeros(n)
-        terminated = np.zeros(n, bool)
-        truncated = np.zeros(n, bool)
         feedback = {
             "item_id": np.full((n, K), -1, np.int64),
             "position": np.broadcast_to(np.arange(K), (n, K)).copy(),
@@ -97,38 +114,59 @@ class RecSimVectorEnv(VectorEnv):
             "reason_class": np.empty((n, K), dtype=object),
             "reason_text": np.empty((n, K), dtype=object),
         }
-        terms = np.zeros((n, len(REWARD_TERMS)))
+        terms = np.full((n, len(REWARD_TERMS)), np.nan)
         errors = np.zeros(n, np.int64)
-        parts = []  # (rows, observations of those rows)
+        if out is not None:
+            rows = np.flatnonzero(stepped)
+            for key, arr in out.feedback.items():
+                feedback[key][rows] = arr
+            terms[rows] = out.terms
+            errors[rows] = out.errors
+        return {
+            "feedback": feedback, "_feedback": stepped.copy(),
+            "reward_terms": dict(zip(REWARD_TERMS, terms.T.copy())), "_reward_terms": stepped.copy(),
+            "user_index": self.batch.user.copy(), "patience": self.batch.patience.copy(), "simulator_errors": errors,
+        }
+
+    def step(
+        self, actions: Any
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if not self._started:
+            raise RuntimeError("Call envs.reset() before envs.step().")
+        slates = self.batch.validate(actions, (self.num_envs,))
+        n = self.num_envs
+        mode = self.autoreset_mode
+        if mode == AutoresetMode.DISABLED and self._autoreset.any():
+            raise RuntimeError(f"Sub-envs {np.flatnonzero(self._autoreset).tolist()} have ended and autoreset_mode is DISABLED: "
+                               f"reset them with envs.reset(options={{'reset_mask': mask}}) before stepping.")
+        reset_rows = np.flatnonzero(self._autoreset) if mode == AutoresetMode.NEXT_STEP else np.zeros(0, np.int64)
+        stepped = np.ones(n, bool)
+        stepped[reset_rows] = False
+        step_rows = np.flatnonzero(stepped)
+        if len(reset_rows):
+            self.batch.reset_rows(reset_rows, [self._rngs[i] for i in reset_rows])
+
+        rewards = np.zeros(n)
+        terminated = np.zeros(n, bool)
+        truncated = np.zeros(n, bool)
+        out = None
         if len(step_rows):
             out = self.batch.step_rows(step_rows, slates[step_rows], [self._rngs[i] for i in step_rows])
             rewards[step_rows] = out.reward
             terminated[step_rows] = out.terminated
             truncated[step_rows] = out.truncated
-            for key, arr in out.feedback.items():
-                feedback[key][step_rows] = arr
-            terms[step_rows] = out.terms
-            errors[step_rows] = out.errors
-            parts.append((step_rows, out.obs))
-        if len(reset_rows):
-            parts.append((reset_rows, self.batch.observe(reset_rows)))
-        if len(parts) == 1:
-            obs = parts[0][1]
+        info = self._info(out, stepped)
+        ended = terminated | truncated
+        if mode == AutoresetMode.SAME_STEP and ended.any():
+            final = np.full(n, None, dtype=object)
+            for j, row in enumerate(step_rows):
+                if ended[row]:
+                    final[row] = {k: v[j].copy() for k, v in out.obs.items()}
+            rows = np.flatnonzero(ended)
+            self.batch.reset_rows(rows, [self._rngs[i] for i in rows])
+            info["final_obs"], info["_final_obs"] = final, ended.copy()
+            info["user_index"], info["patience"] = self.batch.user.copy(), self.batch.patience.copy()
+            self._autoreset[:] = False
         else:
-            obs = {k: np.empty((n,) + v.shape[1:], v.dtype) for k, v in parts[0][1].items()}
-            for rows, part in parts:
-                for key in obs:
-                    obs[key][rows] = part[key]
-        self._autoreset = terminated | truncated
-        stepped = np.zeros(n, bool)
-        stepped[step_rows] = True
-        info = {
-            "feedback": feedback,
-            "_feedback": stepped,
-            "reward_terms": dict(zip(REWARD_TERMS, terms.T.copy())),
-            "_reward_terms": stepped,
-            "user": self.batch.user.copy(),
-            "patience": self.batch.patience.copy(),
-            "simulator_errors": errors,
-        }
-        return obs, rewards, terminated, truncated, info
+            self._autoreset = ended
+        return self.batch.observe(self._rows), rewards, terminated, truncated, info
