@@ -92,10 +92,24 @@ def _parse_header(path: Path, header: str) -> dict[str, str]:
 def read_atomic_file(path: str | os.PathLike, required: tuple[str, ...] = ()) -> AtomicTable:
     """Read one atomic file; every problem is reported with file, line and field."""
     path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().splitlines()
-    if not lines or not lines[0].strip():
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # a UTF-8 byte-order mark (spreadsheet exports) is dropped
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise AtomicFileError(
+            f"{path}, line {line}: byte {raw[e.start:e.start + 1]!r} is not UTF-8; atomic files must be UTF-8 text. "
+            f"Convert the file, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed && mv fixed {path.name}`."
+        ) from None
+    lines = text.splitlines()
+    if not lines or not any(line.strip() for line in lines):
         raise AtomicFileError(f"{path}, line 1: file is empty; expected a header like 'user_id:token\\t...'.")
+    if not lines[0].strip():
+        raise AtomicFileError(f"{path}, line 1: the first line is blank; the header ('user_id:token\\t...') must be the "
+                              f"first line. Remove the blank line(s) above it.")
+    nul = next((i for i, line in enumerate(lines, start=1) if "\x00" in line), None)
+    if nul is not None:
+        raise AtomicFileError(f"{path}, line {nul}: contains a NUL byte; atomic files are tab-separated text.")
     types = _parse_header(path, lines[0])
     missing = [r for r in required if r not in types]
     if missing:
@@ -255,12 +269,25 @@ def _split_users(n_users: int, fractions: tuple[float, float, float], seed: int)
     return split
 
 
+def _check_ids(table: AtomicTable, id_field: str) -> None:
+    """Ids must be plain tokens: non-empty, without surrounding whitespace (``" 7"`` and ``"7"`` would be two users)."""
+    if table.types[id_field] != "token":
+        raise AtomicFileError(f"{table.path}, line 1, field {id_field!r}: an id field must have type token, header says "
+                              f"{table.types[id_field]!r}. Write it as '{id_field}:token'.")
+    for row, tok in enumerate(table.columns[id_field]):
+        if not tok or tok != tok.strip():
+            what = "is empty" if not tok.strip() else "has leading or trailing whitespace"
+            raise AtomicFileError(f"{table.path}, line {table.line_numbers[row]}, field {id_field!r}: id {tok!r} {what}; "
+                                  f"ids must be non-empty tokens without surrounding spaces.")
+
+
 def _entities(file: Path, id_field: str, inter: AtomicTable):
     """Ids (in file order) and side fields of an optional .item/.user file; ids of .inter if absent."""
     if not file.is_file():
         tokens, index = _index_tokens(inter.columns[id_field])
         return tokens, index, {}, {}, file
     table = read_atomic_file(file, required=(id_field,))
+    _check_ids(table, id_field)
     tokens, index = _index_tokens(table.columns[id_field])
     if len(tokens) != table.n_rows:
         row = next(r for r, t in enumerate(table.columns[id_field]) if index[t] != r)
@@ -286,23 +313,37 @@ def load_dataset(
     split_seed: int = 2026,
     thresholds: FeedbackThresholds = FeedbackThresholds(),
 ) -> Dataset:
-    """Load an atomic dataset (cached per process: later calls with the same arguments are free)."""
+    """Load an atomic dataset (cached per process: later calls with the same arguments and unchanged files are free;
+    the cache key holds each file's size and modification time, so edited files are read again)."""
     path = resolve_dataset_dir(dataset)
     return _load_cached(
-        str(path.resolve()), user_field, item_field, rating_field, time_field, play_time_field,
+        str(path.resolve()), _fingerprint(path), user_field, item_field, rating_field, time_field, play_time_field,
         duration_field, tuple(split_fractions), split_seed, thresholds,
     )
 
 
+def _fingerprint(path: Path) -> tuple:
+    """(file name, size, mtime in ns) of a dataset's atomic files: part of the load cache's key."""
+    out = []
+    for ext in ("inter", "item", "user"):
+        f = path / f"{path.name}.{ext}"
+        if f.is_file():
+            st = f.stat()
+            out.append((ext, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 @functools.lru_cache(maxsize=8)
 def _load_cached(
-    path_str: str, user_field: str, item_field: str, rating_field: str, time_field: str,
+    path_str: str, fingerprint: tuple, user_field: str, item_field: str, rating_field: str, time_field: str,
     play_time_field: str, duration_field: str, split_fractions: tuple[float, float, float],
     split_seed: int, thresholds: FeedbackThresholds,
 ) -> Dataset:
     path = Path(path_str)
     name = path.name
     inter = read_atomic_file(path / f"{name}.inter", required=(user_field, item_field))
+    _check_ids(inter, user_field)
+    _check_ids(inter, item_field)
     for fname in (rating_field, time_field, play_time_field, duration_field):
         if fname in inter.types and inter.types[fname] != "float":
             raise AtomicFileError(
@@ -338,11 +379,13 @@ def _load_cached(
     if play_time_field in inter.types and duration_field in inter.types:
         play = np.asarray(inter.columns[play_time_field], dtype=np.float64)
         dur = np.asarray(inter.columns[duration_field], dtype=np.float64)
-        bad = np.flatnonzero(dur <= 0)
-        if len(bad):
-            raise AtomicFileError(
-                f"{inter.path}, line {inter.line_numbers[bad[0]]}, field {duration_field!r}: duration must be > 0 to give a watch ratio."
-            )
+        for values, fname, ok, need in ((dur, duration_field, dur > 0, "> 0"), (play, play_time_field, play >= 0, ">= 0")):
+            bad = np.flatnonzero(~ok)
+            if len(bad):
+                raise AtomicFileError(
+                    f"{inter.path}, line {inter.line_numbers[bad[0]]}, field {fname!r}: {values[bad[0]]} must be {need} "
+                    f"to give a watch ratio."
+                )
         ratio = np.clip(play / dur, 0.0, None)
         source = "play_time/duration"
     elif rating_range is not None:

@@ -215,11 +215,14 @@ def build_examples(
     p_pop /= p_pop.sum()
     H = config.memory
     rows_hist, rows_target, rows_neg, rows_user = [], [], [], []
-    for u in dataset.users(split):
+    users = dataset.users(split)
+    n_long = 0
+    for u in users:
         h = dataset.history(u)
         n = h.stop - h.start
         if n <= config.min_history:
             continue
+        n_long += 1
         ends = np.arange(config.min_history, n)
         if len(ends) > config.examples_per_user:
             ends = np.sort(rng.choice(ends, config.examples_per_user, replace=False))
@@ -242,6 +245,14 @@ def build_examples(
             rows_target.append(h.start + end)
             rows_neg.append(neg)
             rows_user.append(u)
+    if not rows_target:
+        raise ValueError(
+            f"The data-fitted user model needs {split} examples and {dataset.name!r} gives none: {len(users)} {split} "
+            f"user(s) of {dataset.n_users}, {n_long} with more than min_history={config.min_history} interactions, "
+            f"and a next choice needs {config.negatives} items the user never saw among the {dataset.n_items} items. "
+            f"Use a dataset with more users / items (each split gets its share of users: split_fractions of "
+            f"load_dataset) or lower min_history / negatives (simulator_kwargs of the 'fitted' simulator)."
+        )
     hist_idx = np.array(rows_hist)
     valid = hist_idx >= 0
     safe = np.where(valid, hist_idx, 0)
@@ -306,11 +317,6 @@ class FittedUserModel:
         own = _OwnHistories(dataset, config.co_window) if config.co_window else None
         train = build_examples(dataset, "train", config, rng)
         valid = build_examples(dataset, "valid", config, rng)
-        if len(train["items"]) == 0:
-            raise ValueError(
-                f"Dataset {dataset.name!r} has no train user with more than min_history={config.min_history} "
-                f"interactions; lower min_history or use a larger dataset."
-            )
 
         pair_cache: dict[str, np.ndarray] = {}
 

@@ -127,6 +127,15 @@ def resolve_adapter_dir(adapter: str) -> str:
             f"adapter={adapter!r} is not a directory holding a PEFT adapter (adapter_config.json) nor one of the "
             f"shipped adapters {shipped}."
         )
+    cfg = path / "adapter_config.json"
+    try:
+        data = json.loads(cfg.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{cfg} is not valid JSON ({e}); a PEFT adapter's config is a JSON object written by "
+                         f"save_pretrained. Re-save or re-train the adapter.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("peft_type"), str) or not isinstance(data.get("r", 1), int):
+        raise ValueError(f"{cfg} is not a PEFT adapter config: expected a JSON object with a 'peft_type' string "
+                         f"(e.g. \"LORA\") and an integer rank 'r'; got {str(data)[:120]}.")
     return str(path)
 
 

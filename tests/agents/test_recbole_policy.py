@@ -78,7 +78,7 @@ def test_trained_sasrec_beats_popularity_on_click_rate(cache):
     Measured: these 150 episodes 0.368 vs 0.335; 100 episodes x 3 seeds 0.376 +- 0.024 vs 0.337 +- 0.005.
     The data-fitted simulator's co-occurrence term rewards items that follow the user's recent ones.
     """
-    from agents.base import rollout
+    from agents.rollout import rollout
     from agents.heuristics import PopularityPolicy
 
     small = {"hidden_size": 32, "inner_size": 64, "n_layers": 1, "n_heads": 1, "train_batch_size": 512}

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import recsim_env
-from agents.base import as_policy, rollout
+from agents.base import as_policy
+from agents.rollout import rollout
 from agents.heuristics import ContentPolicy, PopularityPolicy, RandomPolicy
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -55,7 +56,7 @@ def test_rollout_accepts_plain_function_and_is_reproducible():
 
 
 def test_rollout_cli_writes_tables_and_plot(tmp_path):
-    from recsim_env.cli import main
+    from recsim_cli import main
 
     assert main(["rollout", "--policy", "random,popular", "--episodes", "2", "--seeds", "2", "--out", str(tmp_path)]) == 0
     table = (tmp_path / "results.md").read_text()
@@ -67,7 +68,7 @@ def test_rollout_cli_writes_tables_and_plot(tmp_path):
 
 
 def test_rollout_cli_with_llm_simulator(tmp_path, tiny_llm):
-    from recsim_env.cli import main
+    from recsim_cli import main
 
     argv = ["rollout", "--policy", "popular", "--episodes", "1", "--seeds", "1", "--simulator", "llm",
             "--simulator-model", tiny_llm, "--slate-size", "3", "--out", str(tmp_path)]

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import recsim_env  # noqa: F401
-from agents.base import rollout
+from agents.rollout import rollout
 from agents.sb3_agents import ALGOS, AgentConfig, SB3Policy, SlateBuilder, train_agent
-from recsim_env.cli import main
+from recsim_cli import main
 
 SMALL = {
     "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1},

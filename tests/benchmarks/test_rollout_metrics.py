@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from agents.base import EpisodeStats
-from benchmarks.rollout import METRICS, rollout_metrics, summarize
+from agents.rollout import METRICS, EpisodeStats, rollout_metrics
+from benchmarks.rollout import summarize
 from recsim_env.features import ItemFeatures
 
 

@@ -70,7 +70,7 @@ def test_demographic_groups_on_ml100k(ml100k):
 
 
 def test_cli_writes_groups(tmp_path, capsys):
-    from recsim_env.cli import main
+    from recsim_cli import main
 
     assert main(["build-groups", "--out", str(tmp_path / "g.json"), "--k", "5", "--mode", "both"]) == 0
     groups = load_groups(tmp_path / "g.json")

@@ -75,7 +75,7 @@ def test_grpo_config_errors_say_how_to_fix(kwargs, match):
 
 
 def test_cli_grpo_refuses_gagrpo_without_groups(tmp_path):
-    from recsim_env.cli import main
+    from recsim_cli import main
 
     with pytest.raises(SystemExit, match="recsim build-groups"):
         main(["train-simulator", "grpo", "--out", str(tmp_path / "x"), "--rewards", "gagrpo", "--batch-size", "12"])

@@ -69,7 +69,7 @@ def test_behaviour_pairs_reject_the_references_favourite_wrong_option(ml100k, bu
 
 
 def test_pair_config_and_cli_explain_bad_input(tmp_path):
-    from recsim_env.cli import main
+    from recsim_cli import main
 
     with pytest.raises(ValueError, match="feed_fraction must be in"):
         PairConfig(feed_fraction=1.5)
@@ -81,7 +81,7 @@ def test_pair_config_and_cli_explain_bad_input(tmp_path):
 def test_cli_writes_pairs_a_dpo_run_can_read(tmp_path, capsys):
     import json
 
-    from recsim_env.cli import main
+    from recsim_cli import main
 
     assert main(["pairs", "--out", str(tmp_path / "p"), "--n-pairs", "6", "--reference", "smollm2-135m"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "p" / "pairs.jsonl").read_text().splitlines()]

@@ -191,7 +191,7 @@ def test_dpo_two_steps_change_the_starting_adapter(sft_adapter, tiny_llm, tmp_pa
 
 
 def test_cli_train_simulator_explains_bad_input(tmp_path):
-    from recsim_env.cli import main
+    from recsim_cli import main
 
     with pytest.raises(SystemExit, match="train-simulator dpo: pairs=.*DPO needs a JSONL"):
         main(["train-simulator", "dpo", "--out", str(tmp_path / "o"), "--pairs", str(tmp_path / "none.jsonl")])
