@@ -240,6 +240,23 @@ class Dataset:
         """Interaction indices whose user is in ``split``."""
         return np.flatnonzero(np.isin(self.inter_user, self.users(split)))
 
+    def fingerprint(self) -> str:
+        """A content hash of everything loaded (interactions, ids, side fields, split, thresholds): disk caches of what
+        is built from a dataset (the fitted user model) are keyed by it, so edited data is never read stale."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            import hashlib
+
+            h = hashlib.sha256()
+            for arr in (self.inter_user, self.inter_item, self.inter_time, self.inter_rating, self.inter_watch_ratio,
+                        self.user_ptr, self.split):
+                h.update(np.ascontiguousarray(arr).tobytes())
+            for part in (self.name, self.watch_ratio_source, self.user_tokens, self.item_tokens, self.item_fields,
+                         self.item_field_types, self.user_fields, self.user_field_types, self.rating_range, self.thresholds):
+                h.update(repr(part).encode() + b"\x00")
+            cached = self.__dict__["_fingerprint"] = h.hexdigest()[:24]
+        return cached
+
     def rating_of_ratio(self, ratio: np.ndarray) -> np.ndarray:
         """Invert the rating proxy (NaN when the dataset has no ratings or the ratio is real)."""
         ratio = np.asarray(ratio, dtype=np.float64)

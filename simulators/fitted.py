@@ -36,13 +36,18 @@ always fast-skipped. Each request draws exactly ``4 * K + 1`` uniforms from its 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import os
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from scipy.optimize import minimize
 
-from recsim_env.data import Dataset
+from recsim_env.data import Dataset, cache_dir
 from recsim_env.features import (
     CoOccurrence, ItemFeatures, co_occurrence, item_features, recency_weights, taste_profiles, window_pairs,
 )
@@ -480,6 +485,53 @@ class FittedUserModel:
         ]
 
 
+def fit_cache_path(dataset: Dataset, config: FittedUserModelConfig) -> Path:
+    """Where a fit is stored on disk: keyed by the dataset's content, the config and the source of the fitting code
+    (this module and ``recsim_env.features``), so a changed dataset, config or fitting code never reads a stale fit."""
+    import recsim_env.features as features_module
+
+    h = hashlib.sha256()
+    for part in (dataset.fingerprint(), repr(config), Path(__file__).read_bytes(), Path(features_module.__file__).read_bytes()):
+        h.update(part if isinstance(part, bytes) else part.encode())
+    return cache_dir() / "fitted" / f"{dataset.name}-{h.hexdigest()[:24]}.npz"
+
+
+def _save_fit(model: FittedUserModel, path: Path) -> None:
+    arrays = {"choice_weights": model.choice_weights, "bin_low": model.bin_low, "bin_high": model.bin_high,
+              "meta": np.array(json.dumps({"decay": model.decay, "b_none": model.b_none, "fit_report": model.fit_report}))}
+    if model.watch_weights is not None:
+        arrays["watch_weights"] = model.watch_weights
+    if model.co_occurrence is not None:
+        arrays |= {"co_counts": model.co_occurrence.counts, "co_users": model.co_occurrence.users}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)  # atomic: a half-written fit is never read
+
+
+def _load_fit(dataset: Dataset, config: FittedUserModelConfig, path: Path) -> FittedUserModel:
+    with np.load(path) as z:
+        meta = json.loads(str(z["meta"]))
+        cooc = CoOccurrence(z["co_counts"], z["co_users"], config.co_window) if "co_counts" in z else None
+        watch = z["watch_weights"] if "watch_weights" in z else None
+        report = meta["fit_report"]
+        report["decays"] = {float(k): v for k, v in report.get("decays", {}).items()}
+        return FittedUserModel(dataset, config, meta["decay"], z["choice_weights"], meta["b_none"], watch,
+                               z["bin_low"], z["bin_high"], report, cooc)
+
+
 @functools.lru_cache(maxsize=8)
 def _fit_cached(dataset: Dataset, config: FittedUserModelConfig) -> FittedUserModel:
-    return FittedUserModel._fit(dataset, config)
+    """Fitted once per (dataset, config) per process, and once per machine on disk (``$RECSIM_CACHE/fitted``)."""
+    path = fit_cache_path(dataset, config)
+    if path.is_file():
+        try:
+            return _load_fit(dataset, config, path)
+        except (OSError, ValueError, KeyError) as err:  # unreadable: refit and overwrite
+            warnings.warn(f"Refitting: the cached fit {path} could not be read ({err}).", stacklevel=3)
+    model = FittedUserModel._fit(dataset, config)
+    try:
+        _save_fit(model, path)
+    except OSError as err:  # a read-only cache only costs the next process a refit
+        warnings.warn(f"The fitted user model could not be cached at {path} ({err}).", stacklevel=3)
+    return model
