@@ -54,10 +54,24 @@ def _policy(name: str, env: gym.Env, seed: int = 0, args: argparse.Namespace | N
         return SB3Policy.load(_TRAINED[key]).bind(env)
     if ":" in name:  # my_module:my_policy
         return _external_policy(name)
-    raise UsageError(
-        f"Unknown policy {name!r}: use random, popular, content, {', '.join(RECBOLE_NAMES)}, recbole:<Model>, "
-        f"{', '.join(ALGOS)} (or <algo>:<folder of a saved agent>), rerank-<backbone>, or module:attribute."
-    )
+    raise UsageError(_unknown_policy(name))
+
+
+def _check_policy_name(name: str) -> None:
+    """Raise the UsageError ``_policy`` would raise for ``name``, without building anything."""
+    base = name[len("rerank-"):] if name.startswith("rerank-") else name
+    algo = base.partition(":")[0]
+    if base in ("random", "content", "popular", "popularity") or base.lower() in RECBOLE_NAMES or algo in ALGOS or algo == "recbole":
+        return
+    if ":" in base:
+        _external_policy(base)
+        return
+    raise UsageError(_unknown_policy(name))
+
+
+def _unknown_policy(name: str) -> str:
+    return (f"Unknown policy {name!r}: use random, popular, content, {', '.join(RECBOLE_NAMES)}, recbole:<Model>, "
+            f"{', '.join(ALGOS)} (or <algo>:<folder of a saved agent>), rerank-<backbone>, or module:attribute.")
 
 
 def _external_policy(name: str):
@@ -107,10 +121,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         twice = sorted({n for n in names if names.count(n) > 1})
         raise UsageError(f"--policy {args.policy!r}: " + (f"lists {twice} more than once" if twice else "has an empty name")
                          + "; give each policy once, comma-separated.")
-    for name in names:  # module:attr policies are found before any other policy runs
-        algo = name.partition(":")[0]
-        if ":" in name and algo not in ALGOS and algo != "recbole":
-            _external_policy(name)
+    for name in names:  # every policy name is checked before any policy runs
+        _check_policy_name(name)
     if args.out:
         check_writable(args.out)
 

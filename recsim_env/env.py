@@ -27,7 +27,6 @@ def step_info(out: StepOutput | None, i: int, batch: SessionBatch) -> dict[str, 
     info: dict[str, Any] = {
         "feedback": [], "reward_terms": {name: np.float64(np.nan) for name in REWARD_TERMS},
         "user_index": np.int64(user), "user_id": batch.dataset.user_tokens[user],
-        "patience": np.float64(batch.patience[i] if out is None else out.patience[i]),
         "choice_probs": np.full(K + 1 if page else 0, np.nan), "skip_probs": np.full(0 if page else K, np.nan),
         "simulator_errors": np.int64(0),
     }
@@ -118,8 +117,8 @@ class RecSimEnv(gym.Env):
     The same keys at reset and at every step (numpy scalars and arrays; NaN where not known, e.g. at reset):
     ``feedback``: one record per shown item (empty at reset): item_id, position, clicked, skipped, watch_ratio,
     rating, reason_class, reason_text (None where unknown / not played); ``reward_terms`` (term -> float64);
-    ``user_index`` (the dataset's user index; ``obs["user"]`` holds its demographics), ``user_id`` (raw id),
-    ``patience``; ``choice_probs``: page mode (K + 1,), the distribution over the slate and, last, "none";
+    ``user_index`` (the dataset's user index; ``obs["user"]`` holds its demographics), ``user_id`` (raw id);
+    no key repeats an observation key (patience and step are in the observation); ``choice_probs``: page mode (K + 1,), the distribution over the slate and, last, "none";
     ``skip_probs``: feed mode (K,), P(fast skip) per item (each has shape (0,) in the other mode, NaN at reset or
     where the simulator gives none); ``simulator_errors`` (unusable model outputs this step).
 

@@ -18,7 +18,7 @@ Infos are batched and have the same keys at reset and at step: ``info["feedback"
 array (item_id, position, clicked, skipped, played, watch_ratio, rating, reason_class, reason_text; -1,
 False, NaN or None where nothing was shown), ``info["reward_terms"][term]`` is (N,) (NaN where the
 sub-env did not step), ``info["_feedback"]`` marks the sub-envs that stepped (not reset) this call;
-``user_index``, ``patience`` and ``simulator_errors`` are (N,).
+``user_index`` and ``simulator_errors`` are (N,) (patience and step are in the observation).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ class RecSimVectorEnv(VectorEnv):
         return {
             "feedback": feedback, "_feedback": stepped.copy(),
             "reward_terms": dict(zip(REWARD_TERMS, terms.T.copy())), "_reward_terms": stepped.copy(),
-            "user_index": self.batch.user.copy(), "patience": self.batch.patience.copy(), "simulator_errors": errors,
+            "user_index": self.batch.user.copy(), "simulator_errors": errors,
         }
 
     def step(
@@ -165,7 +165,7 @@ class RecSimVectorEnv(VectorEnv):
             rows = np.flatnonzero(ended)
             self.batch.reset_rows(rows, [self._rngs[i] for i in rows])
             info["final_obs"], info["_final_obs"] = final, ended.copy()
-            info["user_index"], info["patience"] = self.batch.user.copy(), self.batch.patience.copy()
+            info["user_index"] = self.batch.user.copy()
             self._autoreset[:] = False
         else:
             self._autoreset = ended

@@ -61,6 +61,13 @@ GOOD_INTER = "user_id:token\titem_id:token\trating:float\n1\t10\t4\n2\t11\t5\n"
         ("user_id:token\titem_id:int\n1\t10\n", r"line 1, column 2: header field 'item_id:int'"),
         ("user_id:token\titem_id:token\trating:float\n1\t10\t4\n1\t99\t4\n", r"tiny.inter, line 3, field 'item_id': id '99' is not listed in .*tiny.item"),
         ("user_id:token\titem_id:token\trating:float\n1\t10\tnan\n", r"line 2, field 'rating': 'nan' is not finite"),
+        ("\nuser_id:token\titem_id:token\n1\t10\n", r"tiny.inter, line 1: the first line is blank"),
+        ("user_id:token_seq\titem_id:token\n1\t10\n", r"line 1, field 'user_id': an id field must have type token"),
+        ("user_id:token\titem_id:token\n1 \t10\n", r"line 2, field 'user_id': id '1 ' has leading or trailing whitespace"),
+        ("user_id:token\titem_id:token\n1\t10\n\t11\n", r"line 3, field 'user_id': id '' is empty"),
+        ("user_id:token\titem_id:token\n1\t10\n2\t1\x001\n", r"tiny.inter, line 3: contains a NUL byte"),
+        ("user_id:token\titem_id:token\tplay_time:float\tduration:float\n1\t10\t-5\t60\n",
+         r"line 2, field 'play_time': -5.0 must be >= 0"),
     ],
 )
 def test_malformed_files_name_file_line_and_field(tmp_path, inter, match):
@@ -84,3 +91,37 @@ def test_duplicate_item_id_names_line(tmp_path):
     d = write_atomic(tmp_path, "tiny", {"inter": GOOD_INTER, "item": "item_id:token\n10\n11\n10\n"})
     with pytest.raises(AtomicFileError, match=r"tiny.item, line 4, field 'item_id': id '10' appears on more than one line"):
         load_dataset(d)
+
+
+def test_utf8_bom_is_dropped(tmp_path):
+    d = write_atomic(tmp_path, "bom", {})
+    (d / "bom.inter").write_bytes("\ufeff".encode() + GOOD_INTER.encode())
+    ds = load_dataset(d)
+    assert ds.user_tokens == ["1", "2"] and ds.n_interactions == 2
+
+
+def test_latin1_file_names_file_line_and_encoding(tmp_path):
+    d = write_atomic(tmp_path, "latin", {"inter": GOOD_INTER})
+    (d / "latin.item").write_bytes("item_id:token\ttitle:token_seq\n10\tAmelie\n11\tAm\xe9lie\n".encode("latin-1"))
+    with pytest.raises(AtomicFileError, match=r"latin.item, line 3: byte .* is not UTF-8.*iconv -f latin1 -t utf-8"):
+        load_dataset(d)
+
+
+def test_load_cache_sees_edited_files(tmp_path):
+    import os
+
+    d = write_atomic(tmp_path, "edit", {"inter": GOOD_INTER})
+    assert load_dataset(d).n_interactions == 2
+    assert load_dataset(d) is load_dataset(d)  # unchanged files: cached
+    f = d / "edit.inter"
+    f.write_text(GOOD_INTER + "3\t12\t1\n")
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # coarse file-system clocks
+    assert load_dataset(d).n_interactions == 3
+
+
+def test_fingerprint_follows_content(tmp_path):
+    a = load_dataset(write_atomic(tmp_path / "a", "x", {"inter": GOOD_INTER}))
+    b = load_dataset(write_atomic(tmp_path / "b", "x", {"inter": GOOD_INTER}))
+    c = load_dataset(write_atomic(tmp_path / "c", "x", {"inter": GOOD_INTER.replace("\t5\n", "\t4\n")}))
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()

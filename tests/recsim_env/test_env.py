@@ -153,7 +153,7 @@ def test_patience_falls_with_skips_rises_with_likes_and_ends_episode():
     patience = [3.0]
     for t in range(2):
         obs, r, term, trunc, info = env.step(fresh[5 * t : 5 * t + 5])
-        patience.append(info["patience"])
+        patience.append(float(obs["patience"][0]))
     # each step: 5 skips * 0.1 + empty page 1.0
     assert patience == pytest.approx([3.0, 1.5, 0.0]) and term and not trunc
     assert obs["patience"][0] == pytest.approx(0.0)
@@ -162,8 +162,8 @@ def test_patience_falls_with_skips_rises_with_likes_and_ends_episode():
     like = RecSimEnv(simulator=ScriptedSimulator(skipped=False, ratio=0.9), dynamics=dyn, slate_size=5)
     obs, _ = like.reset(seed=0)
     fresh = np.flatnonzero(obs["consumed"] == 0)
-    _, r, term, _, info = like.step(fresh[:5])
-    assert info["patience"] == pytest.approx(3.25) and not term
+    obs, r, term, _, info = like.step(fresh[:5])
+    assert obs["patience"][0] == pytest.approx(3.25) and not term
     assert r == pytest.approx(5 * 1.0 + 5 * 0.9)  # click weight 1, watch_ratio weight 1
 
     leave = RecSimEnv(simulator=ScriptedSimulator(skipped=False, ratio=0.9, leave=True))
