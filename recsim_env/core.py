@@ -97,8 +97,8 @@ class EnvConfig:
         for name, allowed in (("feedback_mode", ("page", "feed")), ("action_mode", ("catalog", "candidates"))):
             if not isinstance(getattr(self, name), str) or getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}.")
-        if not isinstance(self.user_split, str):
-            raise TypeError(f"user_split must be a str ('train', 'valid', 'test' or 'all'), got {type(self.user_split).__name__}.")
+        if not isinstance(self.user_split, str) or self.user_split not in ("train", "valid", "test", "all"):
+            raise ValueError(f"user_split must be one of ('train', 'valid', 'test', 'all'), got {self.user_split!r}.")
         self.slate_size = check_int("slate_size", self.slate_size, 1)
         self.num_candidates = check_int("num_candidates", self.num_candidates, 1)
         if self.action_mode == "candidates" and self.num_candidates < self.slate_size:
