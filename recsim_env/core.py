@@ -18,7 +18,7 @@ from recsim_env.candidates import CandidateGenerator, MixedCandidates
 from recsim_env.data import Dataset, load_dataset
 from recsim_env.features import item_features, taste_profiles, user_features
 from recsim_env.rewards import REWARD_TERMS, RewardWeights, reward_terms
-from recsim_env.validation import check_int, check_real
+from recsim_env.validation import check_int, check_real, coerce_fields
 from simulators.base import SimulationRequest, UserSimulator
 
 __all__ = ["EnvConfig", "SessionBatch", "StepOutput", "UserDynamics", "make_simulator"]
@@ -48,23 +48,8 @@ class UserDynamics:
         if not 0 < self.initial <= self.maximum:
             raise ValueError(f"UserDynamics needs 0 < initial <= maximum, got initial={self.initial}, maximum={self.maximum}.")
 
-    @classmethod
-    def coerce(cls, value: "UserDynamics | dict | None") -> "UserDynamics":
-        """Accept an instance, a partial dict of fields, or None (defaults); reject anything else by name."""
-        if value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, dict):
-            known = [f.name for f in fields(cls)]
-            unknown = sorted(set(value) - set(known))
-            if unknown:
-                raise TypeError(f"dynamics got unknown field(s) {unknown}; known fields: {known}.")
-            return cls(**value)
-        raise TypeError(f"dynamics must be a UserDynamics, a dict of its fields or None, got {type(value).__name__} {value!r}.")
 
-
-# Absurd sizes are refused before anything is allocated (each of these makes an array of that length per session).
+# Absurd sizes are refused before anything is allocated (an array of this length per session).
 MAX_MEMORY_SIZE = 10_000
 
 
@@ -110,8 +95,8 @@ class EnvConfig:
         if self.max_episode_steps is not None:
             self.max_episode_steps = check_int("max_episode_steps", self.max_episode_steps, 1)
         self.profile_decay = check_real("profile_decay", self.profile_decay, 0.0, 1.0, low_open=True)
-        self.reward_weights = RewardWeights.coerce(self.reward_weights)
-        self.dynamics = UserDynamics.coerce(self.dynamics)
+        self.reward_weights = coerce_fields(RewardWeights, self.reward_weights, "reward_weights")
+        self.dynamics = coerce_fields(UserDynamics, self.dynamics, "dynamics")
 
     def check_sizes(self, dataset: Dataset) -> None:
         """Refuse slates and candidate lists longer than the catalogue (before any array is allocated)."""

@@ -38,20 +38,6 @@ class RewardWeights:
         for f in fields(self):
             object.__setattr__(self, f.name, check_real(f"reward_weights[{f.name!r}]", getattr(self, f.name)))
 
-    @classmethod
-    def coerce(cls, value: "RewardWeights | dict | None") -> "RewardWeights":
-        """Accept an instance, a partial dict of weights, or None (defaults); reject unknown names."""
-        if value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, dict):
-            unknown = sorted(set(value) - set(REWARD_TERMS))
-            if unknown:
-                raise ValueError(f"Unknown reward term(s) {unknown}; known terms: {list(REWARD_TERMS)}.")
-            return cls(**value)
-        raise TypeError(f"reward_weights must be a RewardWeights, a dict or None, got {type(value).__name__}.")
-
     def as_array(self) -> np.ndarray:
         return np.array([getattr(self, f.name) for f in fields(self)], dtype=np.float64)
 

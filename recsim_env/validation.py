@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
-__all__ = ["check_int", "check_real"]
+__all__ = ["check_int", "check_real", "coerce_fields"]
 
 
 def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
@@ -32,3 +33,19 @@ def check_real(name: str, value: Any, low: float | None = None, high: float | No
         hi = "" if high is None else f"<= {high}"
         raise ValueError(f"{name} must be {' and '.join(x for x in (lo, hi) if x)}, got {value}.")
     return value
+
+
+def coerce_fields(cls: type, value: Any, name: str):
+    """An instance of the dataclass ``cls`` from an instance, a partial dict of its fields, or None (its defaults);
+    anything else, or an unknown field, raises naming the argument ``name`` and its known fields."""
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict):
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise ValueError(f"{name} got unknown name(s) {unknown}; known names: {known}.")
+        return cls(**value)
+    raise TypeError(f"{name} must be a {cls.__name__}, a dict of its fields or None, got {type(value).__name__} {value!r}.")

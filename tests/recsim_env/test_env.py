@@ -98,7 +98,7 @@ def test_candidate_mode_range_error_and_mapping():
     (dict(action_mode="items"), "action_mode must be"),
     (dict(slate_size=0), "slate_size must be >= 1"),
     (dict(action_mode="candidates", num_candidates=5), r"num_candidates \(5\) must be >= slate_size \(10\)"),
-    (dict(reward_weights={"clicks": 1.0}), r"Unknown reward term\(s\) \['clicks'\]"),
+    (dict(reward_weights={"clicks": 1.0}), r"reward_weights got unknown name\(s\) \['clicks'\]; known names: \['click'"),
     (dict(simulator="oracle"), "Unknown simulator 'oracle'"),
     (dict(slatesize=5), r"got an unexpected keyword argument 'slatesize'"),
 ])

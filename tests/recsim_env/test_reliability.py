@@ -26,7 +26,7 @@ NAN, INF = float("nan"), float("inf")
     (dict(slate_size="10"), TypeError, r"slate_size must be an int, got str '10'"),
     (dict(slate_size=True), TypeError, r"slate_size must be an int, got bool"),
     (dict(dynamics=[1]), TypeError, r"dynamics must be a UserDynamics, a dict of its fields or None, got list"),
-    (dict(dynamics={"patience": 3}), TypeError, r"dynamics got unknown field\(s\) \['patience'\]"),
+    (dict(dynamics={"patience": 3}), ValueError, r"dynamics got unknown name\(s\) \['patience'\]"),
     (dict(simulator_kwargs=[1]), TypeError, r"simulator_kwargs must be a dict or None, got list"),
     (dict(action_mode="candidates", num_candidates=-5), ValueError, r"num_candidates must be >= 1, got -5"),
     (dict(dataset=None), TypeError, r"dataset must be a name .* got NoneType None"),
