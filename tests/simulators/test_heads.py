@@ -167,7 +167,7 @@ def test_heads_load_with_their_model_and_fail_clearly_when_mismatched(tiny_llm, 
         LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=planted, heads=str(tmp_path / "heads"), history_in_prompt=7)
     fake = tmp_path / "other-adapter"
     fake.mkdir()
-    (fake / "adapter_config.json").write_text("{}")
+    (fake / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4}))
     (fake / "adapter_model.safetensors").write_bytes(b"other weights")
     with pytest.raises(HeadMismatchError, match="adapter"):
         heads.check(tiny_llm, str(fake), 3, "letters")
