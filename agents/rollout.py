@@ -98,15 +98,14 @@ class EpisodeStats:
     def add(self, reward: float, info: dict) -> None:
         self.ret += reward
         self.length += 1
-        self.slates.append([rec["item_id"] for rec in info["feedback"]])
-        for rec in info["feedback"]:
-            self.shown += 1
-            self.clicks += rec["clicked"]
-            if rec["skipped"] is not None:
-                self.played += 1
-                self.skips += rec["skipped"]
-                if rec["watch_ratio"] is not None:
-                    self.watch.append(rec["watch_ratio"])
+        fb = info["feedback"]
+        played, watch = fb["played"], fb["watch_ratio"]
+        self.slates.append(fb["item_id"].tolist())
+        self.shown += len(fb["item_id"])
+        self.clicks += int(fb["clicked"].sum())
+        self.played += int(played.sum())
+        self.skips += int((fb["skipped"] & played).sum())
+        self.watch.extend(watch[played & (watch >= 0)].tolist())  # -1: not played or unknown
         self.repeats += int(info["reward_terms"]["repeat"])
 
 

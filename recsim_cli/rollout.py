@@ -205,11 +205,13 @@ def llm_demo(n_users: int, seed: int) -> None:
         obs, info = env.reset(seed=seed + u)
         obs, reward, _, _, info = env.step(policy.act(obs, info))
         print(f"\nuser {info['user_id']} ({core.simulator.scenes.user_texts[info['user_index']]}), reward {reward:.2f}")
-        for rec, p_skip in zip(info["feedback"], info["skip_probs"]):
-            title = core.simulator.scenes.item_texts[rec["item_id"]].split(" (")[0]
-            verdict = f"skips ({rec['reason_class'] or 'low rating'})" if rec["skipped"] else f"watches, rates {rec['rating']:.0f}"
+        fb = info["feedback"]
+        for k, p_skip in enumerate(info["skip_probs"]):
+            title = core.simulator.scenes.item_texts[fb["item_id"][k]].split(" (")[0]
+            verdict = (f"skips ({fb['reason_class'][k] or 'low rating'})" if fb["skipped"][k]
+                       else f"watches, rates {fb['rating'][k]:.0f}")
             print(f"  {title[:38]:<38} P(skip)={p_skip:.2f} -> {verdict}")
-            if rec["reason_text"]:
-                print(f"      \"{rec['reason_text'][:100]}\"")
+            if fb["reason_text"][k]:
+                print(f"      \"{fb['reason_text'][k][:100]}\"")
         if info["simulator_errors"]:
             print(f"  ({info['simulator_errors']} unusable model answers; see simulators/llm/simulator.py)")

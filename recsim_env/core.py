@@ -21,7 +21,7 @@ from recsim_env.rewards import REWARD_TERMS, RewardWeights, reward_terms
 from recsim_env.validation import check_int, check_real, coerce_fields
 from simulators.base import SimulationRequest, UserSimulator
 
-__all__ = ["EnvConfig", "SessionBatch", "StepOutput", "UserDynamics", "make_simulator"]
+__all__ = ["EnvConfig", "SessionBatch", "StepOutput", "UserDynamics", "empty_feedback", "make_simulator"]
 
 ActionMode = Literal["catalog", "candidates"]
 MAX_OBS_RATIO = 10.0  # watch ratios (rewatches) are clipped to this in observations
@@ -151,6 +151,26 @@ def make_simulator(spec: str | UserSimulator, dataset: Dataset, kwargs: dict | N
     if callable(getattr(spec, "bind", None)):
         spec.bind(dataset)
     return spec
+
+
+def empty_feedback(n: int, K: int) -> dict[str, np.ndarray]:
+    """The per-item feedback arrays of ``info["feedback"]`` for ``n`` rows of ``K`` slots, with nothing shown:
+    item_id -1, position 0..K-1, clicked / skipped / played / rated False, watch_ratio and rating -1, reasons "".
+
+    No NaN and no None: Gymnasium's env checker compares infos with ``allclose`` (NaN != NaN) and Minari stores
+    fixed-shape arrays; ``played`` and ``rated`` say where watch_ratio and rating mean something."""
+    return {
+        "item_id": np.full((n, K), -1, np.int64),
+        "position": np.broadcast_to(np.arange(K, dtype=np.int64), (n, K)).copy(),
+        "clicked": np.zeros((n, K), bool),
+        "skipped": np.zeros((n, K), bool),
+        "played": np.zeros((n, K), bool),
+        "rated": np.zeros((n, K), bool),
+        "watch_ratio": np.full((n, K), -1.0),
+        "rating": np.full((n, K), -1.0),
+        "reason_class": np.full((n, K), "", dtype=object),
+        "reason_text": np.full((n, K), "", dtype=object),
+    }
 
 
 @dataclass
@@ -351,24 +371,15 @@ class SessionBatch:
         if self.candidates_gen is not None:
             self._refresh_candidates(rows, rngs)
 
-        reason_class = np.empty((n, K), dtype=object)
-        reason_text = np.empty((n, K), dtype=object)
+        feedback = empty_feedback(n, K)
+        known = played & ~np.isnan(watch)
+        rated = ~np.isnan(rating)
+        feedback.update(item_id=items, clicked=clicked, skipped=skipped, played=played, rated=rated,
+                        watch_ratio=np.where(known, watch, -1.0), rating=np.where(rated, rating, -1.0))
         for i, r in enumerate(responses):
-            if r.reason_class is not None:
-                reason_class[i] = r.reason_class
-            if r.reason_text is not None:
-                reason_text[i] = r.reason_text
-        feedback = {
-            "item_id": items,
-            "position": np.broadcast_to(np.arange(K), (n, K)),
-            "clicked": clicked,
-            "skipped": skipped,
-            "played": played,
-            "watch_ratio": np.where(played, watch, np.nan),
-            "rating": rating,
-            "reason_class": reason_class,
-            "reason_text": reason_text,
-        }
+            for key, values in (("reason_class", r.reason_class), ("reason_text", r.reason_text)):
+                if values is not None:
+                    feedback[key][i] = [v or "" for v in values]
         return StepOutput(
             obs=self.observe(rows), reward=reward, terminated=terminated, truncated=truncated, feedback=feedback,
             terms=terms, choice_probs=[r.choice_probs for r in responses], skip_probs=[r.skip_probs for r in responses],

@@ -7,7 +7,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from recsim_env.core import EnvConfig, SessionBatch, StepOutput
+from recsim_env.core import EnvConfig, SessionBatch, StepOutput, empty_feedback
 from recsim_env.rewards import REWARD_TERMS
 
 __all__ = ["RecSimEnv", "step_info"]
@@ -20,35 +20,20 @@ def _filled(probs: Any, n: int) -> np.ndarray:
 
 def step_info(out: StepOutput | None, i: int, batch: SessionBatch) -> dict[str, Any]:
     """The info dict of row ``i`` (see the RecSimEnv docstring, "Info"); ``out=None``: the same keys at reset, with
-    NaN reward terms and distributions and no feedback records."""
+    nothing shown, NaN reward terms and NaN distributions."""
     K = batch.config.slate_size
     page = batch.config.feedback_mode == "page"
     user = int(batch.user[i]) if out is None else int(out.users[i])
+    feedback = empty_feedback(1, K) if out is None else {k: v[i : i + 1] for k, v in out.feedback.items()}
     info: dict[str, Any] = {
-        "feedback": [], "reward_terms": {name: np.float64(np.nan) for name in REWARD_TERMS},
+        "feedback": {k: v[0].copy() for k, v in feedback.items()},
+        "reward_terms": {name: np.float64(np.nan) for name in REWARD_TERMS},
         "user_index": np.int64(user), "user_id": batch.dataset.user_tokens[user],
         "choice_probs": np.full(K + 1 if page else 0, np.nan), "skip_probs": np.full(0 if page else K, np.nan),
         "simulator_errors": np.int64(0),
     }
     if out is None:
         return info
-    fb = out.feedback
-    for k in range(K):
-        played = bool(fb["played"][i, k])
-        wr = fb["watch_ratio"][i, k]
-        rt = fb["rating"][i, k]
-        info["feedback"].append(
-            {
-                "item_id": int(fb["item_id"][i, k]),
-                "position": k,
-                "clicked": bool(fb["clicked"][i, k]),
-                "skipped": bool(fb["skipped"][i, k]) if played else None,
-                "watch_ratio": None if np.isnan(wr) else float(wr),
-                "rating": None if np.isnan(rt) else float(rt),
-                "reason_class": fb["reason_class"][i, k],
-                "reason_text": fb["reason_text"][i, k],
-            }
-        )
     info["reward_terms"] = {name: np.float64(v) for name, v in zip(REWARD_TERMS, out.terms[i])}
     if page:
         info["choice_probs"] = _filled(out.choice_probs[i], K + 1)
@@ -115,8 +100,10 @@ class RecSimEnv(gym.Env):
 
     ## Info
     The same keys at reset and at every step (numpy scalars and arrays; NaN where not known, e.g. at reset):
-    ``feedback``: one record per shown item (empty at reset): item_id, position, clicked, skipped, watch_ratio,
-    rating, reason_class, reason_text (None where unknown / not played); ``reward_terms`` (term -> float64);
+    ``feedback``: per-item arrays of shape (K,) (``recsim_env.core.empty_feedback``): item_id (-1 where nothing was
+    shown, as at reset), position, clicked, played, skipped (False where not played), watch_ratio (-1 where not
+    played or unknown), rated and rating (-1 where not rated), reason_class and reason_text ("" where none): no NaN
+    or None, so Gymnasium's env checker and Minari take them; ``reward_terms`` (term -> float64);
     ``user_index`` (the dataset's user index; ``obs["user"]`` holds its demographics), ``user_id`` (raw id);
     no key repeats an observation key (patience and step are in the observation); ``choice_probs``: page mode (K + 1,), the distribution over the slate and, last, "none";
     ``skip_probs``: feed mode (K,), P(fast skip) per item (each has shape (0,) in the other mode, NaN at reset or
@@ -188,9 +175,8 @@ class RecSimEnv(gym.Env):
         if self.render_mode != "ansi":
             return None
         lines = [f"user {self.dataset.user_tokens[int(self.batch.user[0])]} patience {self.batch.patience[0]:.2f} step {int(self.batch.steps[0])}"]
-        for rec in (self._last_info or {}).get("feedback", []):
-            lines.append(
-                f"  [{rec['position']}] item {self.dataset.item_tokens[rec['item_id']]}: clicked={rec['clicked']} "
-                f"skipped={rec['skipped']} watch={rec['watch_ratio']}"
-            )
+        fb = (self._last_info or {}).get("feedback")
+        for k in range(len(fb["item_id"]) if fb else 0):
+            seen = f"skipped={fb['skipped'][k]} watch={fb['watch_ratio'][k]:.2f}" if fb["played"][k] else "not played"
+            lines.append(f"  [{k}] item {self.dataset.item_tokens[fb['item_id'][k]]}: clicked={fb['clicked'][k]} {seen}")
         return "\n".join(lines)

@@ -15,8 +15,8 @@ every mode; any other reset option raises ``ValueError``. Rendering is not suppo
 other than None raises).
 
 Infos are batched and have the same keys at reset and at step: ``info["feedback"][key]`` is an (N, K)
-array (item_id, position, clicked, skipped, played, watch_ratio, rating, reason_class, reason_text; -1,
-False, NaN or None where nothing was shown), ``info["reward_terms"][term]`` is (N,) (NaN where the
+array (the layout of a single env's ``info["feedback"]``, ``recsim_env.core.empty_feedback``: -1, False, NaN
+or "" where nothing was shown), ``info["reward_terms"][term]`` is (N,) (NaN where the
 sub-env did not step), ``info["_feedback"]`` marks the sub-envs that stepped (not reset) this call;
 ``user_index`` and ``simulator_errors`` are (N,) (patience and step are in the observation).
 """
@@ -30,7 +30,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from recsim_env.core import EnvConfig, SessionBatch
+from recsim_env.core import EnvConfig, SessionBatch, empty_feedback
 from recsim_env.rewards import REWARD_TERMS
 from recsim_env.validation import check_int
 
@@ -103,17 +103,7 @@ class RecSimVectorEnv(VectorEnv):
     def _info(self, out, stepped: np.ndarray) -> dict[str, Any]:
         """The batched info (module docstring); ``out`` is the StepOutput of the ``stepped`` rows (None at reset)."""
         n, K = self.num_envs, self.config.slate_size
-        feedback = {
-            "item_id": np.full((n, K), -1, np.int64),
-            "position": np.broadcast_to(np.arange(K), (n, K)).copy(),
-            "clicked": np.zeros((n, K), bool),
-            "skipped": np.zeros((n, K), bool),
-            "played": np.zeros((n, K), bool),
-            "watch_ratio": np.full((n, K), np.nan),
-            "rating": np.full((n, K), np.nan),
-            "reason_class": np.empty((n, K), dtype=object),
-            "reason_text": np.empty((n, K), dtype=object),
-        }
+        feedback = empty_feedback(n, K)
         terms = np.full((n, len(REWARD_TERMS)), np.nan)
         errors = np.zeros(n, np.int64)
         if out is not None:

@@ -49,7 +49,7 @@ def test_slate_builder_fills_the_slate_one_pick_at_a_time(tiny_playtime_dataset)
         assert reward == 0.0 and not (terminated or truncated) and "feedback" not in info
     assert obs["slate_mask"][[3, 7, 1]].tolist() == [1, 1, 1] and obs["slot"][0] == pytest.approx(0.75)
     obs, reward, terminated, truncated, info = env.step(5)
-    candidates_shown = [rec["item_id"] for rec in info["feedback"]]
+    candidates_shown = info["feedback"]["item_id"].tolist()
     assert len(candidates_shown) == 4 and obs["slate_mask"].sum() == 0
     assert env.observation_space.contains(obs)
 

@@ -16,10 +16,13 @@ def features():
 
 
 def info(items, clicked, skipped, watch, repeat=0.0):
+    """A step's info in the env's layout (``recsim_env.core.empty_feedback``): None = not played."""
+    played = np.array([s is not None for s in skipped])
     return {
-        "feedback": [
-            {"item_id": i, "clicked": c, "skipped": s, "watch_ratio": w} for i, c, s, w in zip(items, clicked, skipped, watch)
-        ],
+        "feedback": {
+            "item_id": np.array(items), "clicked": np.array(clicked), "played": played,
+            "skipped": np.array([bool(s) for s in skipped]), "watch_ratio": np.array([-1.0 if w is None else w for w in watch]),
+        },
         "reward_terms": {"repeat": repeat},
     }
 

@@ -46,7 +46,7 @@ def test_valid_actions_keep_every_invariant(envs, mode, seed, data):
         terms = np.array([info["reward_terms"][t] for t in REWARD_TERMS])
         assert np.isfinite(reward) and np.isfinite(terms).all()
         assert reward == pytest.approx(float(terms @ weights))
-        clicked = np.array([r["clicked"] for r in info["feedback"]])
+        clicked = info["feedback"]["clicked"]
         if page:
             assert clicked.sum() <= 1
         duplicate = np.array([items[k] in items[:k] for k in range(K)])

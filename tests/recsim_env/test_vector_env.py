@@ -56,7 +56,7 @@ def test_vector_env_equals_single_envs_with_same_seeds(feedback_mode, action_mod
                 assert not vinfo["_feedback"][i]
             else:
                 sobs[i], r, term, trunc, info = env.step(actions[i])
-                assert [f["item_id"] for f in info["feedback"]] == vinfo["feedback"]["item_id"][i].tolist()
+                assert info["feedback"]["item_id"].tolist() == vinfo["feedback"]["item_id"][i].tolist()
                 assert info["reward_terms"]["skip"] == vinfo["reward_terms"]["skip"][i]
             assert (vrew[i], vterm[i], vtrunc[i]) == pytest.approx((r, term, trunc))
             done[i] = term or trunc

@@ -150,7 +150,7 @@ def test_heads_simulator_same_seed_same_trajectory(tiny_llm, planted, cache, tmp
             trace = []
             for t in range(4):
                 obs, r, term, trunc, info = env.step(actions.choice(40, 3, replace=False))
-                trace.append((r, [f["skipped"] for f in info["feedback"]], [f["rating"] for f in info["feedback"]]))
+                trace.append((r, info["feedback"]["skipped"].tolist(), info["feedback"]["rating"].tolist()))
                 if term or trunc:
                     break
             runs.append(repr(trace))
