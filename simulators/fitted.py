@@ -48,6 +48,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from recsim_env.data import Dataset, cache_dir
+from recsim_env.validation import check_int, check_real
 from recsim_env.features import (
     CoOccurrence, ItemFeatures, co_occurrence, item_features, recency_weights, taste_profiles, window_pairs,
 )
@@ -87,16 +88,21 @@ class FittedUserModelConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.memory < 1 or self.examples_per_user < 1 or self.negatives < 1 or self.min_history < 1:
-            raise ValueError("memory, examples_per_user, negatives and min_history must be >= 1.")
-        if self.co_window < 0:
-            raise ValueError(f"co_window must be >= 0 (0 drops the co-occurrence term), got {self.co_window}.")
-        if not self.decays or not all(0.0 < d <= 1.0 for d in self.decays):
-            raise ValueError(f"decays must be a non-empty tuple of values in (0, 1], got {self.decays}.")
-        if not 0.0 < self.outside_quantile < 1.0:
-            raise ValueError(f"outside_quantile must be in (0, 1), got {self.outside_quantile}.")
-        if not 0.0 <= self.slip < 1.0:
-            raise ValueError(f"slip must be in [0, 1), got {self.slip}.")
+        for name in ("memory", "examples_per_user", "negatives", "min_history"):
+            check_int(f"simulator_kwargs[{name!r}]", getattr(self, name), 1)
+        check_int("simulator_kwargs['co_window'] (0 drops the co-occurrence term)", self.co_window, 0)
+        check_int("simulator_kwargs['seed']", self.seed)
+        if not isinstance(self.decays, tuple) or not self.decays:
+            raise ValueError(f"simulator_kwargs['decays'] must be a non-empty tuple of values in (0, 1], got {self.decays!r}.")
+        for d in self.decays:
+            check_real("simulator_kwargs['decays'] values", d, 0.0, 1.0, low_open=True)
+        check_real("simulator_kwargs['outside_quantile']", self.outside_quantile, 0.0, 1.0, low_open=True)
+        if self.outside_quantile >= 1.0:
+            raise ValueError(f"simulator_kwargs['outside_quantile'] must be < 1, got {self.outside_quantile}.")
+        check_real("simulator_kwargs['slip']", self.slip, 0.0, 1.0)
+        if self.slip >= 1.0:
+            raise ValueError(f"simulator_kwargs['slip'] must be < 1, got {self.slip}.")
+        check_real("simulator_kwargs['l2']", self.l2, 0.0)
 
     @classmethod
     def from_dict(cls, values: dict) -> "FittedUserModelConfig":

@@ -107,8 +107,14 @@ def test_scenes_hold_out_test_users_and_contain_target_once(ml100k):
 def test_config_rejects_unknown_keys_and_bad_values():
     with pytest.raises(ValueError, match=r"Unknown FittedUserModelConfig keys \['slipp'\]"):
         FittedUserModelConfig.from_dict({"slipp": 0.1})
-    with pytest.raises(ValueError, match="outside_quantile must be in"):
+    with pytest.raises(ValueError, match=r"outside_quantile'\] must be > 0.0 and <= 1.0, got 1.5"):
         FittedUserModelConfig(outside_quantile=1.5)
+    with pytest.raises(TypeError, match=r"simulator_kwargs\['memory'\] must be an int, got str"):
+        FittedUserModelConfig.from_dict({"memory": "50"})
+    for bad, match in (({"l2": -1.0}, r"l2'\] must be >= 0.0"), ({"slip": float("nan")}, r"slip'\] must be finite"),
+                       ({"decays": [0.9, 1.5]}, r"decays'\] values must be > 0.0 and <= 1.0, got 1.5")):
+        with pytest.raises(ValueError, match=match):
+            FittedUserModelConfig.from_dict(bad)
 
 
 def test_fits_real_watch_ratio_dataset(tiny_playtime_dataset):
