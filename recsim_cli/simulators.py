@@ -94,9 +94,35 @@ def cmd_eval_simulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve_simulator(args: argparse.Namespace) -> int:
+    import time
+
+    from simulators.llm.serve import start_server
+
+    server = start_server(args.model, args.adapter, port=args.port, python=args.python, dtype=args.dtype)
+    kwargs = {"heads": None, "adapter": args.adapter, "backend": "vllm", "base_url": server.url}
+    print(f"vLLM server for {server.model} at {server.url} (pid {server.pid}, log {server.log}).\n"
+          f"Use it: gym.make(\"RecSimEnv-v0\", simulator=\"llm\", simulator_kwargs={kwargs!r})\nCtrl-C stops it.", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
 def add_parsers(sub) -> None:
     _add_train_simulator(sub)
     _add_eval_simulator(sub)
+    p = sub.add_parser("serve-simulator", help="a vLLM server (loopback) for the LLM user simulator's model (make vllm-venv first)")
+    p.set_defaults(func=cmd_serve_simulator)
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--adapter", default=None, help="merged into the served weights (cached)")
+    p.add_argument("--port", type=int, default=None, help="default: a free port")
+    p.add_argument("--python", default=None, help="python of a virtualenv with vllm (default .venv-vllm)")
+    p.add_argument("--dtype", default="float32", help="server dtype (bfloat16 is emulated, slow, on CPUs without avx512_bf16)")
 
 
 def _add_eval_simulator(sub) -> None:

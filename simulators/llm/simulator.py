@@ -41,6 +41,7 @@ from recsim_env.data import Dataset
 from simulators.base import SimulationRequest, SimulationResponse
 from simulators.llm.models import DEFAULT_MODEL, compile_elementwise, load_model, trained_answer_format, trained_history_in_prompt
 from simulators.llm.prompts import ANSWER_FORMATS, GUBS_TAXONOMY, LETTERS, ChatFormat, ReasonClass, SceneBuilder
+from simulators.llm.backends import BackendError
 from simulators.llm.scoring import TreeScorer, option_token_ids
 
 __all__ = ["LLMOutputError", "LLMSimulatorConfig", "LLMUserSimulator"]
@@ -77,6 +78,11 @@ class LLMSimulatorConfig:
     heads: decision heads (:mod:`simulators.llm.heads`; a directory or a shipped name) that decide from the
         model's hidden states instead of its answer letters: interest, rating and reason of every shown item in
         one pass. None: the answer letters decide. The heads fix the memory length of the reason prompts.
+    backend: where the answer letters are scored (:mod:`simulators.llm.backends`): "torch" (in-process tree scorer)
+        or "vllm" (an OpenAI-compatible vLLM server serving the same model at ``base_url``, e.g.
+        ``http://127.0.0.1:8000/v1``; ``served_model`` None: the first model it lists). An unreachable or failing
+        server is an unusable answer, handled by ``on_error``. Heads need "torch" (a server returns no hidden states).
+    request_timeout / request_retries: seconds per HTTP call and extra attempts (vllm backend).
     """
 
     batch_size: int = 8
@@ -92,8 +98,23 @@ class LLMSimulatorConfig:
     cache_size: int = 4096
     compile: bool = False
     heads: str | None = None
+    backend: Literal["torch", "vllm"] = "torch"
+    base_url: str | None = None
+    served_model: str | None = None
+    request_timeout: float = 60.0
+    request_retries: int = 2
 
     def __post_init__(self) -> None:
+        from simulators.llm.backends import BACKENDS
+
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}.")
+        if self.backend == "vllm" and not self.base_url:
+            raise ValueError("backend='vllm' needs base_url, the server's OpenAI-compatible URL, e.g. "
+                             "'http://127.0.0.1:8000/v1' (start one with `recsim serve-simulator`).")
+        if self.backend == "vllm" and self.heads is not None:
+            raise ValueError("Decision heads read the model's hidden states, which a vLLM server does not return: use "
+                             "backend='torch' with heads, or heads=None with backend='vllm' (the answer letters decide).")
         if self.explain not in ("never", "negative", "always"):
             raise ValueError(f"explain must be 'never', 'negative' or 'always', got {self.explain!r}.")
         if self.explain_style not in ("reason", "decision_process"):
@@ -136,6 +157,7 @@ class _Row:
         self.judge = np.zeros(k, bool)  # feed mode: judged a skip
         self.errors = 0
         self.min_mass = 1.0
+        self.backend_error: str | None = None
 
 
 class LLMUserSimulator:
@@ -206,10 +228,18 @@ class LLMUserSimulator:
             dataset, self.chat, history_in_prompt=self.history_in_prompt, answer_format=self.answer_format,
             taxonomy=tuple(ReasonClass(name, description) for name, description in self.config.taxonomy),
         )
-        self.scorer = TreeScorer(self.model, self.tokenizer, self.scenes.system())
-        from simulators.llm.heads import HiddenStateReader
+        if self.config.backend == "vllm":
+            from simulators.llm.backends import VLLMScorer
 
-        self.reader = HiddenStateReader(self.scorer)
+            c = self.config
+            self.scorer = VLLMScorer(c.base_url, self.tokenizer, self.scenes.system(), c.served_model, c.request_timeout,
+                                     c.request_retries)
+            self.reader = None
+        else:
+            self.scorer = TreeScorer(self.model, self.tokenizer, self.scenes.system())
+            from simulators.llm.heads import HiddenStateReader
+
+            self.reader = HiddenStateReader(self.scorer)
         if self.heads is not None:
             sc, spec = self.scenes, self.heads.spec
             if (sc.n_values, len(sc.taxonomy)) != (spec.n_values, spec.n_reasons):
@@ -546,14 +576,21 @@ class LLMUserSimulator:
             for start in range(0, len(group), self.config.batch_size):
                 chunk = group[start : start + self.config.batch_size]
                 state: dict = {}
-                if self.heads is not None:
-                    (self._page_heads if mode == "page" else self._feed_heads)(chunk)
-                else:
-                    (self._page if mode == "page" else self._feed)(chunk, state)
+                try:
+                    if self.heads is not None:
+                        (self._page_heads if mode == "page" else self._feed_heads)(chunk)
+                    else:
+                        (self._page if mode == "page" else self._feed)(chunk, state)
+                except BackendError as err:
+                    if self.config.on_error == "raise":
+                        raise LLMOutputError(f"The scoring backend failed: {err}") from err
+                    for row in chunk:  # unusable answers: counted, then answered by the fallback below
+                        row.min_mass, row.backend_error = 0.0, str(err)
+                    continue
                 self._explain(chunk, mode)
         out = []
         for row, rng in zip(rows, rngs):
-            if row.min_mass < self.config.min_option_mass:
+            if row.min_mass < self.config.min_option_mass or row.backend_error:
                 row.errors += 1
                 if self.config.on_error == "raise":
                     raise LLMOutputError(
@@ -564,6 +601,8 @@ class LLMUserSimulator:
                 resp = self.fallback.respond([row.r], [rng])[0]
                 resp.errors = row.errors
                 resp.extra = {"fallback": self.fallback.name, "option_mass": row.min_mass}
+                if row.backend_error:
+                    resp.extra["backend_error"] = row.backend_error
                 out.append(resp)
                 continue
             out.append(
