@@ -491,6 +491,9 @@ class FittedUserModel:
         ]
 
 
+FIT_CACHE_KEEP = 8  # most recent fits kept in $RECSIM_CACHE/fitted (~11 MB each on ml-100k)
+
+
 def fit_cache_path(dataset: Dataset, config: FittedUserModelConfig) -> Path:
     """Where a fit is stored on disk: keyed by the dataset's content, the config and the source of the fitting code
     (this module and ``recsim_env.features``), so a changed dataset, config or fitting code never reads a stale fit."""
@@ -513,6 +516,9 @@ def _save_fit(model: FittedUserModel, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)  # atomic: a half-written fit is never read
+    fits = [f for f in path.parent.glob("*.npz") if not f.name.endswith(".tmp.npz")]  # not another process's write
+    for f in sorted(fits, key=lambda f: f.stat().st_mtime)[:-FIT_CACHE_KEEP]:  # edited datasets, older fitting code
+        f.unlink(missing_ok=True)
 
 
 def _load_fit(dataset: Dataset, config: FittedUserModelConfig, path: Path) -> FittedUserModel:

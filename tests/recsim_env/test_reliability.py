@@ -296,3 +296,24 @@ def test_malformed_adapter_config_names_the_file(tmp_path, text, match):
 def test_gym_make_passes_errors_through():
     with pytest.raises(ValueError, match=re.escape("slate_size=100000 exceeds the catalogue")):
         gym.make("RecSimEnv-v0", slate_size=100_000)
+
+
+def test_fit_cache_keeps_the_most_recent_fits(tmp_path, monkeypatch, tiny_playtime_dataset):
+    import os
+
+    from recsim_env.data import load_dataset
+    from simulators import fitted as fitted_module
+
+    monkeypatch.setenv("RECSIM_CACHE", str(tmp_path))
+    folder = tmp_path / "fitted"
+    folder.mkdir()
+    for i in range(fitted_module.FIT_CACHE_KEEP + 3):  # older fits
+        f = folder / f"old-{i}.npz"
+        f.write_bytes(b"")
+        os.utime(f, (1_000_000 + i, 1_000_000 + i))
+    fitted_module._fit_cached.cache_clear()
+    model = fitted_module.FittedUserModel.fit(load_dataset(tiny_playtime_dataset))
+    fitted_module._fit_cached.cache_clear()
+    kept = sorted(p.name for p in folder.glob("*.npz"))
+    assert len(kept) == fitted_module.FIT_CACHE_KEEP and fitted_module.fit_cache_path(model.dataset, model.config).name in kept
+    assert "old-0.npz" not in kept and f"old-{fitted_module.FIT_CACHE_KEEP + 2}.npz" in kept
