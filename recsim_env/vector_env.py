@@ -15,8 +15,8 @@ every mode; any other reset option raises ``ValueError``. Rendering is not suppo
 other than None raises).
 
 Infos are batched and have the same keys at reset and at step: ``info["feedback"][key]`` is an (N, K)
-array (the layout of a single env's ``info["feedback"]``, ``recsim_env.core.empty_feedback``: -1, False, NaN
-or "" where nothing was shown), ``info["reward_terms"][term]`` is (N,) (NaN where the
+array (the layout of a single env's ``info["feedback"]``, ``recsim_env.core.empty_feedback``: -1, False
+or "" where nothing was shown, no NaN), ``info["reward_terms"][term]`` is (N,) (NaN where the
 sub-env did not step), ``info["_feedback"]`` marks the sub-envs that stepped (not reset) this call;
 ``user_index`` and ``simulator_errors`` are (N,) (patience and step are in the observation).
 """
