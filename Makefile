@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # A local CPU torch wheel, where the machine has one (pip.conf may point there already).
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo test bench clean vllm-venv test-vllm
+.PHONY: setup demo test bench clean vllm-venv test-vllm rllib-venv test-rllib
 
 setup: $(STAMP)
 
@@ -41,9 +41,22 @@ $(VLLM_VENV)/.installed:
 test-vllm: setup vllm-venv
 	RECSIM_TEST_VLLM=1 $(PY) -m pytest tests/simulators/test_vllm_server.py
 
+# Ray RLlib (examples/rllib_ppo.py). Its own virtualenv: ray[rllib] 2.60 pins gymnasium 1.2.2; the env runs on it.
+RLLIB_VENV ?= .venv-rllib
+rllib-venv: $(RLLIB_VENV)/.installed
+$(RLLIB_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(RLLIB_VENV)
+	$(RLLIB_VENV)/bin/pip install -q $(FIND_LINKS) -c constraints.txt "torch==2.13.0" "ray[rllib]==2.60.0" scipy tqdm matplotlib
+	$(RLLIB_VENV)/bin/pip install -q --no-deps "recbole==1.2.1" -e .
+	touch $@
+
+# Two PPO iterations with 2 env runners, Ray on loopback.
+test-rllib: setup rllib-venv
+	RECSIM_TEST_RLLIB=1 $(PY) -m pytest tests/examples/test_rllib_ppo.py
+
 bench: setup
 	$(PY) -m benchmarks.throughput
 	$(PY) -m benchmarks.fidelity
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) $(RLLIB_VENV) .pytest_cache *.egg-info
