@@ -13,6 +13,9 @@ by decoded text). One HTTP call per option set and chunk of prompts, so a vector
 retries are bounded in count and time; a server that cannot be reached or answers wrongly raises
 :class:`BackendError`, which the simulator counts and handles by its ``on_error`` like any unusable answer.
 
+At bind the simulator scores two probe prompts on the server and in-process (:meth:`VLLMScorer.check_model`): a server
+of another model or adapter is refused instead of answering plausibly and wrongly.
+
 Decision heads read the model's hidden states, which a server does not return: they need ``backend="torch"``.
 Reasons in words (``explain=``) are still generated in-process.
 """
@@ -151,6 +154,25 @@ class VLLMScorer:
         tree.followed = True
         prompts = [[p + list(f) for p, f in zip(row, frow)] for row, frow in zip(tree.prompts, follow)]
         return self._rows(prompts, options)
+
+    def check_model(self, model, probes: Sequence[list[int]], options: Sequence[int], tolerance: float = 0.05) -> float:
+        """Raise :class:`BackendError` unless the server answers ``probes`` like the in-process ``model`` (max |dp| over
+        ``options`` within ``tolerance``; bf16 serving noise is ~0.04): a server of another model or adapter would
+        otherwise answer plausibly and wrongly. Returns the max |dp|."""
+        import torch
+
+        remote, _ = self.option_probs(probes, [options] * len(probes))
+        worst = 0.0
+        for prompt, r in zip(probes, remote):
+            with torch.inference_mode():
+                logits = model(input_ids=torch.tensor([prompt], device=next(model.parameters()).device)).logits[0, -1].float()
+            p = torch.softmax(logits, -1).cpu().numpy()[list(options)].astype(np.float64)
+            worst = max(worst, float(np.abs(p / p.sum() - r).max()))
+        if worst > tolerance:
+            raise BackendError(f"The server at {self.base_url} (model {self.model!r}) answers unlike the simulator's own model "
+                               f"(max |dp| {worst:.3f} > {tolerance} on {len(probes)} probe prompts): it serves another model "
+                               f"or adapter. Serve the same ones (recsim serve-simulator --model ... --adapter ...).")
+        return worst
 
     def _rows(self, prompts, options) -> tuple[list[list[np.ndarray]], np.ndarray]:
         flat = [p for row in prompts for p in row]

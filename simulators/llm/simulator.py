@@ -235,6 +235,9 @@ class LLMUserSimulator:
             self.scorer = VLLMScorer(c.base_url, self.tokenizer, self.scenes.system(), c.served_model, c.request_timeout,
                                      c.request_retries)
             self.reader = None
+            probes = [self.scorer.system_ids + ids for ids in self.scorer.encode(
+                [self.chat.ask(f"In your feed now: {self.scenes.item_names[i]}", self.scenes.judge_prefix) for i in range(2)])]
+            self.scorer.check_model(self.model, probes, option_token_ids(self.tokenizer, len(LETTERS), self.scenes.page_prefix))
         else:
             self.scorer = TreeScorer(self.model, self.tokenizer, self.scenes.system())
             from simulators.llm.heads import HiddenStateReader

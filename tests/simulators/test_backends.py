@@ -117,14 +117,14 @@ def test_retries_are_bounded_and_failures_are_counted(sims, ml100k):
     ok = vllm_sim.respond(reqs, rngs())
     assert all(r.errors == 0 for r in ok)
 
+    raising = LLMUserSimulator(model=vllm_sim.model_name, dtype="float32", dataset=ml100k, heads=None, backend="vllm",
+                               base_url=fake.url, request_retries=0, on_error="raise")
     vllm_sim._cache.clear()
     fake.fail_next = 10**6  # the server keeps failing: request_retries=1 -> 2 attempts per call, then the fallback
     before = len(fake.requests)
     out = vllm_sim.respond(reqs, rngs())
     assert len(fake.requests) - before == 2
     assert all(r.errors == 1 and r.extra["fallback"] == "fitted" and "HTTP 503" in r.extra["backend_error"] for r in out)
-    raising = LLMUserSimulator(model=vllm_sim.model_name, dtype="float32", dataset=ml100k, heads=None, backend="vllm",
-                               base_url=fake.url, request_retries=0, on_error="raise")
     with pytest.raises(LLMOutputError, match="scoring backend failed.*HTTP 503"):
         raising.respond(reqs, rngs())
     fake.fail_next = 0
@@ -150,3 +150,19 @@ def test_unreachable_server_and_bad_settings_are_explained(sims, tokenizer):
         LLMUserSimulator(model=sims[0].model_name, dtype="float32", heads=None, backend="onnx")
     with pytest.raises(ValueError, match="base_url must be an http"):
         VLLMScorer("127.0.0.1:8000", tokenizer, "system")
+
+
+def test_a_server_of_another_model_is_refused(sims, tiny_llm, ml100k):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    other = AutoModelForCausalLM.from_pretrained(tiny_llm)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.5 * torch.randn_like(p))  # same architecture, other weights: plausible answers, wrong ones
+    fake = FakeVLLM(other.eval())
+    try:
+        with pytest.raises(BackendError, match=r"answers unlike the simulator's own model .* serves another model or adapter"):
+            LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, heads=None, backend="vllm", base_url=fake.url)
+    finally:
+        fake.close()
