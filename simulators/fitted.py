@@ -513,7 +513,7 @@ def _save_fit(model: FittedUserModel, path: Path) -> None:
     if model.co_occurrence is not None:
         arrays |= {"co_counts": model.co_occurrence.counts, "co_users": model.co_occurrence.users}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # per process: parallel workers may fit at once
     np.savez(tmp, **arrays)
     os.replace(tmp, path)  # atomic: a half-written fit is never read
     fits = [f for f in path.parent.glob("*.npz") if not f.name.endswith(".tmp.npz")]  # not another process's write

@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -191,7 +192,7 @@ def item_states(simulator, batch: int = 32, progress: bool = False) -> np.ndarra
         out.append(reader.read([[]], [enc(texts[start : start + batch])])[0])
     states = np.concatenate(out).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npy")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")  # per process: parallel workers may write at once
     np.save(tmp, states)
     tmp.rename(path)  # atomic: a half-written cache is never read
     return states
