@@ -187,7 +187,6 @@ class StepOutput:
     skip_probs: list
     errors: np.ndarray
     users: np.ndarray
-    patience: np.ndarray
 
 
 class SessionBatch:
@@ -383,7 +382,7 @@ class SessionBatch:
         return StepOutput(
             obs=self.observe(rows), reward=reward, terminated=terminated, truncated=truncated, feedback=feedback,
             terms=terms, choice_probs=[r.choice_probs for r in responses], skip_probs=[r.skip_probs for r in responses],
-            errors=errors, users=self.user[rows].copy(), patience=self.patience[rows].copy(),
+            errors=errors, users=self.user[rows].copy(),
         )
 
     def _remember(

@@ -334,12 +334,12 @@ def load_dataset(
     the cache key holds each file's size and modification time, so edited files are read again)."""
     path = resolve_dataset_dir(dataset)
     return _load_cached(
-        str(path.resolve()), _fingerprint(path), user_field, item_field, rating_field, time_field, play_time_field,
+        str(path.resolve()), _file_stamps(path), user_field, item_field, rating_field, time_field, play_time_field,
         duration_field, tuple(split_fractions), split_seed, thresholds,
     )
 
 
-def _fingerprint(path: Path) -> tuple:
+def _file_stamps(path: Path) -> tuple:
     """(file name, size, mtime in ns) of a dataset's atomic files: part of the load cache's key."""
     out = []
     for ext in ("inter", "item", "user"):
@@ -352,7 +352,7 @@ def _fingerprint(path: Path) -> tuple:
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(
-    path_str: str, fingerprint: tuple, user_field: str, item_field: str, rating_field: str, time_field: str,
+    path_str: str, file_stamps: tuple, user_field: str, item_field: str, rating_field: str, time_field: str,
     play_time_field: str, duration_field: str, split_fractions: tuple[float, float, float],
     split_seed: int, thresholds: FeedbackThresholds,
 ) -> Dataset:

@@ -24,9 +24,9 @@ def step_info(out: StepOutput | None, i: int, batch: SessionBatch) -> dict[str, 
     K = batch.config.slate_size
     page = batch.config.feedback_mode == "page"
     user = int(batch.user[i]) if out is None else int(out.users[i])
-    feedback = empty_feedback(1, K) if out is None else {k: v[i : i + 1] for k, v in out.feedback.items()}
+    fb, row = (empty_feedback(1, K), 0) if out is None else (out.feedback, i)
     info: dict[str, Any] = {
-        "feedback": {k: v[0].copy() for k, v in feedback.items()},
+        "feedback": {k: v[row].copy() for k, v in fb.items()},
         "reward_terms": {name: np.float64(np.nan) for name in REWARD_TERMS},
         "user_index": np.int64(user), "user_id": batch.dataset.user_tokens[user],
         "choice_probs": np.full(K + 1 if page else 0, np.nan), "skip_probs": np.full(0 if page else K, np.nan),
@@ -80,8 +80,8 @@ class RecSimEnv(gym.Env):
     ## Feedback modes
     ``page``: the user clicks at most one item (or none); the clicked item is played with a
     watch ratio, and a clicked item can still be fast-skipped (watch ratio < 0.3): the click and the
-    watching are separate decisions, as in real feeds (the ``click`` and ``skip`` terms both count it). ``feed``: every item plays in order and is fast-skipped (watch ratio < 0.3) or
-    watched. MovieLens has ratings only; its watch ratio is the proxy
+    watching are separate decisions, as in real feeds (the ``click`` and ``skip`` terms both count it).
+    ``feed``: every item plays in order and is fast-skipped (watch ratio < 0.3) or watched. MovieLens has ratings only; its watch ratio is the proxy
     ``(rating - 1) / 4`` (see ``recsim_env.data``), so rating <= 2 is a fast skip and rating >= 4 a like.
 
     ## Rewards
@@ -105,7 +105,8 @@ class RecSimEnv(gym.Env):
     played or unknown), rated and rating (-1 where not rated), reason_class and reason_text ("" where none): no NaN
     or None, so Gymnasium's env checker and Minari take them; ``reward_terms`` (term -> float64);
     ``user_index`` (the dataset's user index; ``obs["user"]`` holds its demographics), ``user_id`` (raw id);
-    no key repeats an observation key (patience and step are in the observation); ``choice_probs``: page mode (K + 1,), the distribution over the slate and, last, "none";
+    no key repeats an observation key (patience and step are in the observation); ``choice_probs``: page mode
+    (K + 1,), the distribution over the slate and, last, "none";
     ``skip_probs``: feed mode (K,), P(fast skip) per item (each has shape (0,) in the other mode, NaN at reset or
     where the simulator gives none); ``simulator_errors`` (unusable model outputs this step).
 

@@ -48,10 +48,10 @@ import numpy as np
 from scipy.optimize import minimize
 
 from recsim_env.data import Dataset, cache_dir
-from recsim_env.validation import check_int, check_real
 from recsim_env.features import (
     CoOccurrence, ItemFeatures, co_occurrence, item_features, recency_weights, taste_profiles, window_pairs,
 )
+from recsim_env.validation import check_int, check_real
 from simulators.base import SimulationRequest, SimulationResponse, config_from_dict, stack_memory
 
 __all__ = ["FittedUserModel", "FittedUserModelConfig", "choice_features"]

@@ -66,7 +66,6 @@ class VLLMScorer:
         self.base_url = base_url.rstrip("/")
         self.tokenizer = tokenizer
         self.timeout, self.retries, self.chunk = float(timeout), int(retries), int(chunk)
-        self.device = "cpu"  # where in-process tensors (generation) live; the server keeps its own
         self.system_ids = tokenizer(system_text, add_special_tokens=False)["input_ids"]
         self.tokens_forwarded = 0  # prompt tokens sent (the server's prefix cache may skip many of them)
         self.calls = 0

@@ -41,7 +41,7 @@ from recsim_env.data import Dataset
 from simulators.base import SimulationRequest, SimulationResponse
 from simulators.llm.models import DEFAULT_MODEL, compile_elementwise, load_model, trained_answer_format, trained_history_in_prompt
 from simulators.llm.prompts import ANSWER_FORMATS, GUBS_TAXONOMY, LETTERS, ChatFormat, ReasonClass, SceneBuilder
-from simulators.llm.backends import BackendError
+from simulators.llm.backends import BACKENDS, BackendError
 from simulators.llm.scoring import TreeScorer, option_token_ids
 
 __all__ = ["LLMOutputError", "LLMSimulatorConfig", "LLMUserSimulator"]
@@ -105,8 +105,6 @@ class LLMSimulatorConfig:
     request_retries: int = 2
 
     def __post_init__(self) -> None:
-        from simulators.llm.backends import BACKENDS
-
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}.")
         if self.backend == "vllm" and not self.base_url:
@@ -235,9 +233,6 @@ class LLMUserSimulator:
             self.scorer = VLLMScorer(c.base_url, self.tokenizer, self.scenes.system(), c.served_model, c.request_timeout,
                                      c.request_retries)
             self.reader = None
-            probes = [self.scorer.system_ids + ids for ids in self.scorer.encode(
-                [self.chat.ask(f"In your feed now: {self.scenes.item_names[i]}", self.scenes.judge_prefix) for i in range(2)])]
-            self.scorer.check_model(self.model, probes, option_token_ids(self.tokenizer, len(LETTERS), self.scenes.page_prefix))
         else:
             self.scorer = TreeScorer(self.model, self.tokenizer, self.scenes.system())
             from simulators.llm.heads import HiddenStateReader
@@ -257,6 +252,9 @@ class LLMUserSimulator:
             "reason": option_token_ids(self.tokenizer, len(sc.taxonomy), sc.follow_up(1, skipped=True)),
             "value": option_token_ids(self.tokenizer, sc.n_values, sc.follow_up(0, skipped=False)),
         }
+        if self.config.backend == "vllm":  # refuse a server of another model or adapter before it answers wrongly
+            probes = [self.scorer.system_ids + ids for ids in self.scorer.encode([sc.feed_branch(i) for i in range(2)])]
+            self.scorer.check_model(self.model, probes, self.letters["judge"])
         self._cache.clear()
         self._item_states = None
         return self
@@ -509,7 +507,7 @@ class LLMUserSimulator:
                 mask[i, width - len(e) :] = 1
             with torch.inference_mode():
                 gen = self.model.generate(
-                    input_ids=ids.to(self.scorer.device), attention_mask=mask.to(self.scorer.device),
+                    input_ids=ids.to(self.model.device), attention_mask=mask.to(self.model.device),
                     max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, num_return_sequences=n,
                     **({"do_sample": True, "temperature": temperature} if samples else {"do_sample": False}),
                 )
