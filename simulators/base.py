@@ -46,6 +46,8 @@ class SimulationRequest:
     step: step index within the episode (0 on the first step).
     history_time: (H,) timestamps of memory items (seconds), NaN for items consumed in this
         episode; ``None`` when unknown. "Now" is the latest real timestamp.
+    history_count: how many items the user's memory has ever held (real history before the episode's cut plus the
+        items appended in it): the absolute position of the last memory item + 1; ``None`` when unknown.
     """
 
     user: int
@@ -57,6 +59,7 @@ class SimulationRequest:
     mode: FeedbackMode
     step: int = 0
     history_time: np.ndarray | None = None
+    history_count: int | None = None
 
     @classmethod
     def from_history(
@@ -73,7 +76,7 @@ class SimulationRequest:
         return cls(
             user=int(user), history_items=dataset.inter_item[idx], history_watch_ratio=ratio,
             history_skipped=ratio < dataset.thresholds.skip_below, slate=slate, repeated=np.zeros(len(slate), bool),
-            mode=mode, history_time=dataset.inter_time[idx],
+            mode=mode, history_time=dataset.inter_time[idx], history_count=int(end),
         )
 
 

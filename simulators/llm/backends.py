@@ -138,9 +138,10 @@ class VLLMScorer:
 
     def score(
         self, contexts: Sequence[list[int]], branches: Sequence[Sequence[list[int]]],
-        options: Sequence[Sequence[Sequence[int]]],
+        options: Sequence[Sequence[Sequence[int]]], sessions: Sequence[object] | None = None,
     ) -> tuple[list[list[np.ndarray]], np.ndarray, PromptTree]:
-        """Score ``branches[i][b]`` after ``contexts[i]`` (as ``TreeScorer.score``)."""
+        """Score ``branches[i][b]`` after ``contexts[i]`` (as ``TreeScorer.score``; ``sessions`` are ignored: the
+        server's own prefix cache reuses shared prefixes)."""
         prompts = [[self.system_ids + list(c) + list(b) for b in row] for c, row in zip(contexts, branches)]
         return (*self._rows(prompts, options), PromptTree(prompts))
 

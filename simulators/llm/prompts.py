@@ -148,12 +148,15 @@ class SceneBuilder:
     history_in_prompt: int = 10
     taxonomy: tuple[ReasonClass, ...] = GUBS_TAXONOMY
     answer_format: str = "letters"
+    memory_growth: int = 0
     item_texts: list[str] = field(init=False)
     user_texts: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         if self.history_in_prompt < 0:
             raise ValueError(f"history_in_prompt must be >= 0, got {self.history_in_prompt}.")
+        if self.memory_growth < 0:
+            raise ValueError(f"memory_growth must be >= 0, got {self.memory_growth}.")
         if self.answer_format not in ANSWER_FORMATS:
             raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {self.answer_format!r}.")
         ds = self.dataset
@@ -209,9 +212,28 @@ class SceneBuilder:
     def system(self) -> str:
         return self.chat.system(self.system_text)
 
+    def shown_memory(self, r: SimulationRequest) -> np.ndarray:
+        """Indices into ``r.history_items`` of the memory lines the prompt shows, oldest first.
+
+        ``memory_growth`` 0: the last ``history_in_prompt`` items (a sliding window: every new item changes the first
+        line). G > 0: an append-only window: it starts at a multiple of G + 1 of the user's item count
+        (``r.history_count``) and grows by each new item up to ``history_in_prompt + G`` lines, then starts again
+        with the last ``history_in_prompt``; between restarts each context extends the previous one, so its kept KV
+        is reused (:class:`~simulators.llm.scoring.KVStore`). Needs ``history_count`` (else it slides).
+        """
+        valid = np.flatnonzero(np.asarray(r.history_items) >= 0)
+        h, g = self.history_in_prompt, self.memory_growth
+        if not h:
+            return valid[:0]
+        if not g or r.history_count is None:
+            return valid[-h:]
+        total = int(r.history_count)
+        first = max(0, (total - h) // (g + 1) * (g + 1))  # absolute index of the first shown item
+        return valid[-min(total - first, len(valid)) :] if total > first else valid[:0]
+
     def context(self, r: SimulationRequest) -> str:
-        """Profile and the last ``history_in_prompt`` memory items, oldest first."""
-        valid = np.flatnonzero(np.asarray(r.history_items) >= 0)[-self.history_in_prompt :] if self.history_in_prompt else []
+        """Profile and the shown memory items (:meth:`shown_memory`), oldest first."""
+        valid = self.shown_memory(r)
         times = r.history_time if r.history_time is not None else np.full(len(r.history_items), np.nan)
         real = times[~np.isnan(times)] if len(times) else np.array([])
         now = real.max() if len(real) else np.nan

@@ -14,6 +14,11 @@ per step, and each item's question costs only its own tokens. A further pass
 (:meth:`TreeScorer.follow_up`) appends one short follow-up per branch (e.g. the reason after a
 skip) on top of the same KV cache.
 
+Kept across steps (``kv_store``, a bounded :class:`KVStore`): each row may name a session (the simulator uses the
+user); the context's keys and values are kept after the step, and the next step of that session runs only the
+tokens after the longest common prefix of its new context with the kept one. Causal attention makes the reused
+part exactly what a fresh pass would compute (fp32 noise), so a kept cache changes the cost, never the answer.
+
 Only the positions that end a branch get logits (``logits_to_keep`` index tensor); a distribution
 is the softmax restricted to the option letters shown, renormalised. The mass that fell on those
 letters before renormalising is returned as a format-health signal.
@@ -21,13 +26,14 @@ letters before renormalising is returned as a format-health signal.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["Tree", "TreeScorer", "option_token_ids"]
+__all__ = ["KVStore", "Tree", "TreeScorer", "option_token_ids"]
 
 
 def option_token_ids(tokenizer, n: int, prefix: str = "Behavior: [", labels: Sequence[str] | None = None) -> list[int]:
@@ -51,6 +57,59 @@ def option_token_ids(tokenizer, n: int, prefix: str = "Behavior: [", labels: Seq
             )
         ids.append(full[-1])
     return ids
+
+
+class KVStore:
+    """Context keys and values kept across steps, per session, least recently used evicted first.
+
+    max_tokens bounds the kept context tokens over all sessions (memory: tokens x layers x 2 x kv heads x head dim x
+    dtype bytes; SmolLM2-135M in fp32: 46 KB per token). 0 keeps nothing.
+    """
+
+    def __init__(self, max_tokens: int) -> None:
+        if max_tokens < 0:
+            raise ValueError(f"KVStore max_tokens must be >= 0 (0 keeps nothing), got {max_tokens}.")
+        self.max_tokens = int(max_tokens)
+        self._entries: OrderedDict[object, tuple[np.ndarray, list[tuple[torch.Tensor, torch.Tensor]]]] = OrderedDict()
+        self.tokens = 0  # kept now
+        self.reused = 0  # context tokens not recomputed thanks to the store, since creation
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, session, ids: Sequence[int]) -> tuple[int, list | None]:
+        """(number of leading tokens of ``ids`` whose KV is kept for ``session``, that KV) or (0, None)."""
+        entry = self._entries.get(session)
+        if entry is None:
+            return 0, None
+        kept, kv = entry
+        n = min(len(kept), len(ids))
+        differ = np.flatnonzero(kept[:n] != np.asarray(ids[:n], dtype=kept.dtype))
+        common = int(differ[0]) if len(differ) else n
+        if common == 0:
+            return 0, None
+        self._entries.move_to_end(session)
+        return common, kv
+
+    def put(self, session, ids: Sequence[int], kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Keep ``kv`` (per layer (1, heads, len(ids), dim) keys and values) as ``session``'s context ``ids``."""
+        self.drop(session)
+        if not self.max_tokens or len(ids) > self.max_tokens:
+            return
+        self._entries[session] = (np.asarray(ids, dtype=np.int64), kv)
+        self.tokens += len(ids)
+        while self.tokens > self.max_tokens:
+            _, (old, _) = self._entries.popitem(last=False)
+            self.tokens -= len(old)
+
+    def drop(self, session) -> None:
+        entry = self._entries.pop(session, None)
+        if entry is not None:
+            self.tokens -= len(entry[0])
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.tokens = 0
 
 
 @dataclass
@@ -105,10 +164,11 @@ def _blocks(pieces: Sequence[Sequence[list[int]]], start_pos: Sequence[int], pad
 class TreeScorer:
     """Distributions over option tokens for many branches per user, in one forward pass per stage."""
 
-    def __init__(self, model, tokenizer, system_text: str) -> None:
+    def __init__(self, model, tokenizer, system_text: str, kv_store: KVStore | None = None) -> None:
         from simulators.llm.tree_attention import enable_tree_attention
 
         self.model = model
+        self.kv_store = kv_store
         enable_tree_attention(model)
         self.tokenizer = tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
@@ -135,13 +195,14 @@ class TreeScorer:
 
     def score(
         self, contexts: Sequence[list[int]], branches: Sequence[Sequence[list[int]]],
-        options: Sequence[Sequence[Sequence[int]]],
+        options: Sequence[Sequence[Sequence[int]]], sessions: Sequence[object] | None = None,
     ) -> tuple[list[list[np.ndarray]], np.ndarray, Tree]:
         """Score ``branches[i][b]`` (token ids) after ``contexts[i]``; every row has the same number m of branches.
 
         Two passes: the contexts on the system cache, then all branches at once. Returns per row and
         branch the distribution over ``options[i][b]``, the (B, m) raw option mass, and the
-        :class:`Tree` for :meth:`follow_up`.
+        :class:`Tree` for :meth:`follow_up`. ``sessions[i]`` (with a ``kv_store``) names row i's session: the
+        context tokens it shares with that session's kept context are not recomputed, and its context is kept.
         """
         from transformers import DynamicCache
 
@@ -149,14 +210,57 @@ class TreeScorer:
 
         bsz, m = len(contexts), len(branches[0])
         s = len(self.system_ids)
-        cache = DynamicCache(ddp_cache_data=[(k.expand(bsz, -1, -1, -1), v.expand(bsz, -1, -1, -1)) for k, v in self._system_kv])
-        ids, pos, _, ctx_len, wc = _blocks([[c] for c in contexts], [s] * bsz, self.pad_id)
-        self._forward(ids, pos, cache, torch.zeros((bsz, 1), dtype=torch.long), TreeLayout([s] * bsz, 1, wc, shared_len=s))
-        prefix = [s + int(n) for n in ctx_len[:, 0]]
+        store = self.kv_store if sessions is not None else None
+        found = [store.lookup(key, ctx) for key, ctx in zip(sessions, contexts)] if store is not None else [(0, None)] * bsz
+        reuse = [n for n, _ in found]
+        kept = max(reuse)
+        layers = []
+        for layer, (k, v) in enumerate(self._system_kv):
+            if not kept:
+                layers.append((k.expand(bsz, -1, -1, -1), v.expand(bsz, -1, -1, -1)))
+                continue
+            pair = []
+            for x, which in ((k, 0), (v, 1)):  # [system][kept context, padded to the longest kept]
+                full = x.new_zeros((bsz, x.shape[1], s + kept, x.shape[3]))
+                full[:, :, :s] = x
+                for i, (n, kv) in enumerate(found):
+                    if n:
+                        full[i, :, s : s + n] = kv[layer][which][0, :, :n]
+                pair.append(full)
+            layers.append(tuple(pair))
+        cache = DynamicCache(ddp_cache_data=layers)
+        if store is not None:
+            store.reused += sum(reuse)
+        start = [s + n for n in reuse]
+        ids, pos, _, new_len, wc = _blocks([[c[n:]] for c, n in zip(contexts, reuse)], start, self.pad_id)
+        ctx_len = [n + int(x) for n, x in zip(reuse, new_len[:, 0])]
+        if int(new_len.max()) or not kept:
+            self._forward(ids, pos, cache, torch.zeros((bsz, 1), dtype=torch.long), TreeLayout(start, 1, wc, shared_len=s))
+            if kept:
+                self._repack(cache, s, reuse, kept, ctx_len)
+        width = cache.layers[0].keys.shape[2] - s  # context block: each row's context first, pads after
+        if store is not None:
+            for i, key in enumerate(sessions):
+                store.put(key, contexts[i], [(layer.keys[i : i + 1, :, s : s + ctx_len[i]].clone(),
+                                              layer.values[i : i + 1, :, s : s + ctx_len[i]].clone()) for layer in cache.layers])
+        prefix = [s + n for n in ctx_len]
         ids, pos, keep, lens, wb = _blocks(branches, prefix, self.pad_id)
         logits = self._forward(ids, pos, cache, keep, TreeLayout(prefix, m, wb, shared_len=s))
         dists, mass = _distributions(logits, options)
-        return dists, mass, Tree(cache, prefix, s + wc + m * wb, s + wc, wb, lens, m)
+        return dists, mass, Tree(cache, prefix, s + width + m * wb, s + width, wb, lens, m)
+
+    @staticmethod
+    def _repack(cache, s: int, reuse: list[int], kept: int, ctx_len: list[int]) -> None:
+        """[system][kept, padded][new, padded] -> [system][kept + new, padded]: each row's context contiguous."""
+        width = max(ctx_len)
+        t = torch.arange(width)[None, :]
+        r = torch.as_tensor(reuse)[:, None]
+        src = torch.where(t < r, s + t, s + kept + t - r)
+        src = torch.where(t < torch.as_tensor(ctx_len)[:, None], src, 0)  # pads: any key, never attended
+        for layer in cache.layers:
+            idx = src.to(layer.keys.device)[:, None, :, None].expand(-1, layer.keys.shape[1], -1, layer.keys.shape[3])
+            layer.keys = torch.cat([layer.keys[:, :, :s], layer.keys.gather(2, idx)], 2)
+            layer.values = torch.cat([layer.values[:, :, :s], layer.values.gather(2, idx)], 2)
 
     def follow_up(
         self, tree: Tree, follow: Sequence[Sequence[list[int]]], options: Sequence[Sequence[Sequence[int]]]

@@ -42,7 +42,7 @@ from simulators.base import SimulationRequest, SimulationResponse
 from simulators.llm.models import DEFAULT_MODEL, compile_elementwise, load_model, trained_answer_format, trained_history_in_prompt
 from simulators.llm.prompts import ANSWER_FORMATS, GUBS_TAXONOMY, LETTERS, ChatFormat, ReasonClass, SceneBuilder
 from simulators.llm.backends import BACKENDS, BackendError
-from simulators.llm.scoring import TreeScorer, option_token_ids
+from simulators.llm.scoring import KVStore, TreeScorer, option_token_ids
 
 __all__ = ["LLMOutputError", "LLMSimulatorConfig", "LLMUserSimulator"]
 
@@ -83,6 +83,14 @@ class LLMSimulatorConfig:
         ``http://127.0.0.1:8000/v1``; ``served_model`` None: the first model it lists). An unreachable or failing
         server is an unusable answer, handled by ``on_error``. Heads need "torch" (a server returns no hidden states).
     request_timeout / request_retries: seconds per HTTP call and extra attempts (vllm backend).
+    kv_cache_tokens: context tokens whose keys and values are kept across steps, per user, least recently used
+        evicted (torch backend; :class:`~simulators.llm.scoring.KVStore`): a user's next context runs only from
+        where it first differs from the kept one. Exact (fp32 noise); memory: SmolLM2-135M 46 KB per token in fp32
+        (the default 16,384 tokens: ~750 MB). 0 keeps nothing.
+    memory_growth: 0 shows the last ``history_in_prompt`` memory items (a sliding window, as the adapters were
+        trained); G > 0 lets the shown memory grow append-only by up to G items before it restarts
+        (:meth:`~simulators.llm.prompts.SceneBuilder.shown_memory`), so kept contexts are extended instead of
+        recomputed. Changes the prompt (between history_in_prompt and history_in_prompt + G lines): opt in.
     """
 
     batch_size: int = 8
@@ -103,6 +111,8 @@ class LLMSimulatorConfig:
     served_model: str | None = None
     request_timeout: float = 60.0
     request_retries: int = 2
+    kv_cache_tokens: int = 16384
+    memory_growth: int = 0
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -132,6 +142,9 @@ class LLMSimulatorConfig:
             raise ValueError(f"history_in_prompt must be >= 0 or None, got {self.history_in_prompt}.")
         if self.batch_size < 1 or self.reason_max_tokens < 1:
             raise ValueError("batch_size and reason_max_tokens must be >= 1.")
+        if self.kv_cache_tokens < 0 or self.memory_growth < 0:
+            raise ValueError(f"kv_cache_tokens and memory_growth must be >= 0 (0: off), got {self.kv_cache_tokens} and "
+                             f"{self.memory_growth}.")
 
 
 class _Row:
@@ -225,6 +238,7 @@ class LLMUserSimulator:
         self.scenes = SceneBuilder(
             dataset, self.chat, history_in_prompt=self.history_in_prompt, answer_format=self.answer_format,
             taxonomy=tuple(ReasonClass(name, description) for name, description in self.config.taxonomy),
+            memory_growth=self.config.memory_growth,
         )
         if self.config.backend == "vllm":
             from simulators.llm.backends import VLLMScorer
@@ -234,7 +248,7 @@ class LLMUserSimulator:
                                      c.request_retries)
             self.reader = None
         else:
-            self.scorer = TreeScorer(self.model, self.tokenizer, self.scenes.system())
+            self.scorer = TreeScorer(self.model, self.tokenizer, self.scenes.system(), KVStore(self.config.kv_cache_tokens))
             from simulators.llm.heads import HiddenStateReader
 
             self.reader = HiddenStateReader(self.scorer)
@@ -258,6 +272,13 @@ class LLMUserSimulator:
         self._cache.clear()
         self._item_states = None
         return self
+
+    def close(self) -> None:
+        """Drop what is kept between steps: the kept contexts' keys and values and the cached distributions."""
+        store = getattr(getattr(self, "scorer", None), "kv_store", None)
+        if store is not None:
+            store.clear()
+        self._cache.clear()
 
     @property
     def fallback(self):
@@ -297,7 +318,8 @@ class LLMUserSimulator:
     def _build_tree(self, rows: list[_Row], state: dict):
         enc = self.scorer.encode
         branches = [enc(t) for t in state["texts"]]
-        dists, mass, tree = self.scorer.score(enc([r.context for r in rows]), branches, state["options"])
+        dists, mass, tree = self.scorer.score(enc([r.context for r in rows]), branches, state["options"],
+                                              sessions=[r.r.user for r in rows])
         state["tree"] = tree
         return dists, mass
 

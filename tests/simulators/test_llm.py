@@ -230,7 +230,8 @@ def test_vector_env_batches_all_users_into_one_call(tiny_llm):
     sim = envs.unwrapped.simulator
     calls = []
     original = sim.scorer.score
-    sim.scorer.score = lambda ctx, branches, options: calls.append((len(ctx), len(branches[0]))) or original(ctx, branches, options)
+    sim.scorer.score = lambda ctx, branches, options, sessions=None: (
+        calls.append((len(ctx), len(branches[0]))) or original(ctx, branches, options, sessions))
     envs.reset(seed=0)
     envs.step(envs.action_space.sample())
     assert calls == [(6, 3)]  # 6 users x 3 items: one padded tree pass
