@@ -67,18 +67,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--python", default=None, help="python of a virtualenv with vllm (default .venv-vllm)")
     p.add_argument("--out", default="benchmarks/results/llm_backends")
     p.add_argument("--memory-growth", type=int, default=20, help="memory_growth of the kept-contexts row")
+    p.add_argument("--letter-steps", type=int, default=None, help="timed steps of the letter rows (default --steps)")
+    p.add_argument("--no-vllm", action="store_true", help="leave out the vLLM row (no server started)")
     args = p.parse_args(argv)
     letters = {"heads": None, "adapter": None, "dtype": "float32"}
     contenders = (("letters, in-process", {**letters, "kv_cache_tokens": 0}),
                   ("letters, in-process, kept contexts", {**letters, "memory_growth": args.memory_growth}),
                   ("heads, in-process", {}))
-    runs = {name: step_times(kw, args.num_envs, args.steps, args.mode, args.slate) for name, kw in contenders}
-    server = start_server("smollm2-135m", dtype="float32", python=args.python)  # only now: it would load the CPU
-    try:
-        kw = {**letters, "kv_cache_tokens": 0, "backend": "vllm", "base_url": server.url}
-        runs["letters, vLLM CPU"] = step_times(kw, args.num_envs, args.steps, args.mode, args.slate)
-    finally:
-        server.stop()
+    letter_steps = args.letter_steps or args.steps
+    runs = {name: step_times(kw, args.num_envs, args.steps if name.startswith("heads") else letter_steps, args.mode, args.slate)
+            for name, kw in contenders}
+    if not args.no_vllm:
+        server = start_server("smollm2-135m", dtype="float32", python=args.python)  # only now: it would load the CPU
+        try:
+            kw = {**letters, "kv_cache_tokens": 0, "backend": "vllm", "base_url": server.url}
+            runs["letters, vLLM CPU"] = step_times(kw, args.num_envs, letter_steps, args.mode, args.slate)
+        finally:
+            server.stop()
     times = {name: t for name, (t, _) in runs.items()}
     per_step = args.num_envs * (args.slate if args.mode == "feed" else 1)
     rows = {name: {"env_steps_per_s": args.num_envs * len(t) / sum(t), "decisions_per_s": per_step * len(t) / sum(t),
@@ -88,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     host = f"{platform.processor() or platform.machine()}, 2 threads"
     md = [f"# LLM user cost per step by backend ({args.mode} mode, {args.num_envs} envs, slate {args.slate}, ml-100k test users)", "",
           f"Command: `python -m benchmarks.llm_backends --num-envs {args.num_envs} --steps {args.steps} --mode {args.mode} "
-          f"--slate {args.slate} --memory-growth {args.memory_growth}`; {host}; SmolLM2-135M fp32 on both sides; "
-          f"{args.steps} timed vector steps each (random slates; ended episodes reset).", "",
+          f"--slate {args.slate} --memory-growth {args.memory_growth}" + (f" --letter-steps {letter_steps}" if args.letter_steps else "")
+          + (" --no-vllm" if args.no_vllm else "") + f"`; {host}; SmolLM2-135M fp32 on both sides; "
+          f"{args.steps} timed vector steps for the heads, {letter_steps} for the letter rows (random slates; ended "
+          f"episodes reset).", "",
           "| backend | env-steps/s | decisions/s | median s per vector step | model tokens per vector step | vs letters in-process |",
           "| --- | --- | --- | --- | --- | --- |"]
     md += [f"| {n} | {r['env_steps_per_s']:.2f} | {r['decisions_per_s']:.2f} | {r['median_step_s']:.3f} | "

@@ -495,7 +495,8 @@ class LLMUserSimulator:
             return
         process = self.config.explain_style == "decision_process"
         budget = self.config.reason_max_tokens * (3 if process else 1)
-        texts = self.generate([prompt for _, _, (prompt, _) in jobs], budget)
+        prompts = [prompt for _, _, (prompt, _) in jobs]
+        texts = self.scorer.generate(prompts, budget) if self.config.backend == "vllm" else self.generate(prompts, budget)
         for (row, j, (_, start)), text in zip(jobs, texts):
             generated = " ".join(text.split()) if process else text.strip().split("\n")[0].strip()
             if sum(ch.isalpha() for ch in generated) < 3:  # the given answer start does not count

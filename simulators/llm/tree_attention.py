@@ -17,6 +17,9 @@ Layout contract (built by :class:`~simulators.llm.scoring.TreeScorer`):
   starts at ``branch_start`` with ``branch_width`` positions, of which ``branch_len[i, b]`` are real.
 
 Calls without a ``tree_layout`` keyword (generation, training, the reference path) run standard SDPA.
+
+Kernels: on CPU the parts run PyTorch's CPU flash kernel; on other devices (CUDA) they run as plain matmuls with the
+log-sum-exp in fp32 (exact, any backend; ``KERNEL = "math"`` forces that path on CPU too, which the tests compare).
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["TREE_ATTENTION", "TreeLayout", "enable_tree_attention"]
+__all__ = ["KERNEL", "TREE_ATTENTION", "TreeLayout", "enable_tree_attention"]
 
 TREE_ATTENTION = "recsim_tree"
+KERNEL = "auto"  # "auto": the CPU flash kernel on CPU, matmuls elsewhere; "math": matmuls everywhere
 
 
 @dataclass
@@ -42,10 +46,23 @@ class TreeLayout:
 
 
 def _flash(q, k, v, causal: bool, scale: float, mask=None):
-    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        q, k, v, 0.0, causal, attn_mask=mask, scale=scale
-    )[:2]
-    return out, lse
+    """Attention of ``q`` over ``k``/``v`` (additive ``mask``; ``causal`` for a block over its own keys) and its
+    log-sum-exp per query, which :func:`_merge` needs."""
+    if q.device.type == "cpu" and KERNEL == "auto":
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q, k, v, 0.0, causal, attn_mask=mask, scale=scale
+        )[:2]
+        return out, lse
+    if k.shape[1] != q.shape[1]:  # grouped-query attention: each key head serves several query heads
+        k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], 1) for x in (k, v))
+    scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * scale
+    if mask is not None:
+        scores = scores + mask.float()
+    if causal:
+        scores = scores.masked_fill(torch.ones(scores.shape[-2:], dtype=torch.bool, device=q.device).triu(1), float("-inf"))
+    lse = torch.logsumexp(scores, -1)
+    out = torch.matmul(torch.exp(scores - lse[..., None]), v.float())
+    return out.to(q.dtype), lse
 
 
 def _merge(parts, dtype):
@@ -79,11 +96,12 @@ def tree_attention_forward(module, query, key, value, attention_mask, scaling=No
     longest = max(lay.prefix_len)
     if longest > shared:
         span = longest - shared
-        pad = torch.arange(shared, longest)[None, :] >= torch.as_tensor(lay.prefix_len)[:, None]  # (B, span)
+        dev = query.device
+        pad = torch.arange(shared, longest, device=dev)[None, :] >= torch.as_tensor(lay.prefix_len, device=dev)[:, None]  # (B, span)
         empty = pad.all(1)  # a row with nothing beyond the shared prefix: one harmless key, weight -> 0 below
         mask = None
         if pad.any():
-            mask = torch.zeros((bsz, 1, 1, span), dtype=query.dtype).masked_fill(pad[:, None, None, :], float("-inf"))
+            mask = torch.zeros((bsz, 1, 1, span), dtype=query.dtype, device=dev).masked_fill(pad[:, None, None, :], float("-inf"))
             mask[empty, :, :, 0] = 0.0
             mask = mask.expand(bsz, 1, q_len, span)
         o, l = _flash(query, key[:, :, shared:longest], value[:, :, shared:longest], False, scale, mask)
@@ -103,8 +121,8 @@ def tree_attention_forward(module, query, key, value, attention_mask, scaling=No
     if lay.branch_start is not None:
         t = lay.branch_width
         kb, vb = blocks(key, lay.branch_start, t), blocks(value, lay.branch_start, t)
-        real = torch.arange(t)[None, :] < lay.branch_len.reshape(-1, 1)  # (B*n, t)
-        mask = torch.zeros((bsz * m, 1, 1, t), dtype=query.dtype).masked_fill(~real[:, None, None, :], float("-inf"))
+        real = torch.arange(t, device=query.device)[None, :] < lay.branch_len.to(query.device).reshape(-1, 1)  # (B*n, t)
+        mask = torch.zeros((bsz * m, 1, 1, t), dtype=query.dtype, device=query.device).masked_fill(~real[:, None, None, :], float("-inf"))
         # a follow-up block of an empty branch sees no branch keys: give it one harmless key (weight -> 0 below)
         mask[~real.any(1), :, :, 0] = 0.0
         o, l = _flash(qb, kb, vb, False, scale, mask.expand(bsz * m, 1, w, t))

@@ -22,8 +22,8 @@ from simulators.llm.simulator import LLMOutputError
 class FakeVLLM:
     """A loopback HTTP server answering like vLLM from an in-process causal LM (full forward per prompt)."""
 
-    def __init__(self, model, name: str = "tiny") -> None:
-        self.model, self.name = model, name
+    def __init__(self, model, name: str = "tiny", tokenizer=None) -> None:
+        self.model, self.name, self.tokenizer = model, name, tokenizer
         self.fail_next = 0  # answer this many requests with HTTP 503 first
         self.drop_options = False  # answer without the requested option tokens
         self.requests: list[dict] = []
@@ -52,6 +52,8 @@ class FakeVLLM:
                     return self._send(503, {"error": "overloaded"})
                 if payload.get("model") != fake.name:
                     return self._send(404, {"error": f"model {payload.get('model')} not served"})
+                if "logprob_token_ids" not in payload:  # plain greedy completion (reasons in words)
+                    return self._send(200, {"choices": [fake.complete(i, p, payload["max_tokens"]) for i, p in enumerate(payload["prompt"])]})
                 self._send(200, {"choices": [fake.answer(i, p, payload["logprob_token_ids"]) for i, p in enumerate(payload["prompt"])]})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -69,6 +71,12 @@ class FakeVLLM:
         return {"index": index, "text": "", "logprobs": {"tokens": [f"token_id:{best}"], "token_logprobs": [float(lp[best])],
                                                          "top_logprobs": [top], "text_offset": [0]}}
 
+    def complete(self, index: int, prompt: list[int], max_tokens: int) -> dict:
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=torch.tensor([prompt]), max_new_tokens=max_tokens, do_sample=False,
+                                      pad_token_id=self.tokenizer.pad_token_id)
+        return {"index": index, "text": self.tokenizer.decode(out[0, len(prompt):], skip_special_tokens=True)}
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -77,7 +85,7 @@ class FakeVLLM:
 @pytest.fixture(scope="module")
 def sims(tiny_llm, ml100k):
     torch_sim = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, heads=None, min_option_mass=0.0, greedy=True)
-    fake = FakeVLLM(torch_sim.model)
+    fake = FakeVLLM(torch_sim.model, tokenizer=torch_sim.tokenizer)
     vllm_sim = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, heads=None, min_option_mass=0.0, greedy=True,
                                 backend="vllm", base_url=fake.url, request_retries=1, request_timeout=10.0)
     yield torch_sim, vllm_sim, fake
@@ -166,3 +174,28 @@ def test_a_server_of_another_model_is_refused(sims, tiny_llm, ml100k):
             LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, heads=None, backend="vllm", base_url=fake.url)
     finally:
         fake.close()
+
+
+def test_reasons_in_words_are_generated_by_the_server(sims, ml100k):
+    torch_sim, vllm_sim, fake = sims
+    reqs = _requests(ml100k, "feed", n=2, k=2)
+    prompts = [torch_sim.scenes.reason_prompt(r, int(r.slate[0]), False)[0] for r in reqs]
+    sent = len(fake.requests)
+    texts = vllm_sim.scorer.generate(prompts, 6)
+    assert texts == torch_sim.generate(prompts, 6)  # greedy: the same words as in-process
+    assert len(fake.requests) == sent + 1 and fake.requests[-1]["max_tokens"] == 6  # one call for the chunk
+
+
+def test_a_page_where_nothing_is_clicked_sends_no_follow_up(sims, ml100k):
+    """Rows without a click ask no rating: nothing is sent for them (once crashed on an empty option set)."""
+    torch_sim, vllm_sim, fake = sims
+    reqs = _requests(ml100k, "page", n=2)
+    reqs[0].repeated[:] = True  # everything shown was consumed: only "None of these" is allowed
+    rngs = lambda: [np.random.default_rng(i) for i in range(len(reqs))]  # noqa: E731
+    a, b = torch_sim.respond(reqs, rngs()), vllm_sim.respond(reqs, rngs())
+    assert not b[0].clicked.any() and b[0].choice_probs[-1] == 1.0 and b[0].errors == 0
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x.choice_probs, y.choice_probs, atol=1e-4)
+        np.testing.assert_array_equal(x.clicked, y.clicked)
+    dists, mass = vllm_sim.scorer.option_probs([[1, 2, 3], [4, 5]], [[7, 8], []])
+    assert dists[1].shape == (0,) and mass[1] == 0.0

@@ -75,6 +75,21 @@ def test_tree_scoring_equals_each_sequence_run_alone(ml100k, tiny_llm):
             np.testing.assert_allclose(fd[i][b], r[0], atol=1e-5)
 
 
+def test_matmul_kernel_equals_the_cpu_flash_kernel(ml100k, tiny_llm, monkeypatch):
+    """The device-independent path (what CUDA runs) gives the CPU kernel's answers, follow-ups included."""
+    from simulators.llm import tree_attention
+
+    sim = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, cache_size=0, kv_cache_tokens=0, **OK_MASS)
+    reqs = make_requests(ml100k, "feed", n=3, k=3)
+    answers = []
+    for kernel in ("auto", "math"):
+        monkeypatch.setattr(tree_attention, "KERNEL", kernel)
+        answers.append(sim.respond(reqs, [np.random.default_rng(i) for i in range(3)]))
+    for a, b in zip(*answers):
+        np.testing.assert_allclose(a.skip_probs, b.skip_probs, atol=1e-5)
+        np.testing.assert_array_equal(a.skipped, b.skipped)
+
+
 def test_shared_prefix_is_not_recomputed(ml100k, tiny_llm, tokenizer):
     sim = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, **OK_MASS)
     system = len(sim.scorer.system_ids)
