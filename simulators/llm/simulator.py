@@ -86,7 +86,8 @@ class LLMSimulatorConfig:
     kv_cache_tokens: context tokens whose keys and values are kept across steps, per user, least recently used
         evicted (torch backend; :class:`~simulators.llm.scoring.KVStore`): a user's next context runs only from
         where it first differs from the kept one. Exact (fp32 noise); memory: SmolLM2-135M 46 KB per token in fp32
-        (the default 16,384 tokens: ~750 MB). 0 keeps nothing.
+        (the default 65,536 tokens, at most ~3 GB; 64 envs with 30-line memories need ~50,000: a store smaller than
+        what one vector step touches is cycled through and reuses nothing). 0 keeps nothing.
     memory_growth: 0 shows the last ``history_in_prompt`` memory items (a sliding window, as the adapters were
         trained); G > 0 lets the shown memory grow append-only by up to G items before it restarts
         (:meth:`~simulators.llm.prompts.SceneBuilder.shown_memory`), so kept contexts are extended instead of
@@ -111,7 +112,7 @@ class LLMSimulatorConfig:
     served_model: str | None = None
     request_timeout: float = 60.0
     request_retries: int = 2
-    kv_cache_tokens: int = 16384
+    kv_cache_tokens: int = 65536
     memory_growth: int = 0
 
     def __post_init__(self) -> None:

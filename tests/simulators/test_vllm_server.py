@@ -33,6 +33,20 @@ def test_real_server_matches_in_process_and_steps_the_env(ml100k):
         for _ in range(5):
             _, reward, *_, info = env.step(env.action_space.sample())
             assert np.isfinite(reward) and info["simulator_errors"] == 0 and info["choice_probs"].sum() == pytest.approx(1.0)
+        # a vector step mixes clicked and empty pages (rows with no follow-up), and reasons in words come from the server
+        envs = gym.make_vec("RecSimEnv-v0", num_envs=4, vectorization_mode="vector_entry_point", simulator="llm",
+                            feedback_mode="page", slate_size=5, simulator_kwargs={
+                                "heads": None, "adapter": None, "dtype": "float32", "backend": "vllm", "base_url": server.url,
+                                "explain": "always", "reason_max_tokens": 8})
+        envs.reset(seed=1)
+        sim = envs.unwrapped.simulator
+        sent = sim.scorer.calls
+        texts = []
+        for _ in range(3):
+            *_, info = envs.step(envs.action_space.sample())
+            assert (info["simulator_errors"] == 0).all()
+            texts += [t for row in info["feedback"]["reason_text"] for t in row if t]
+        assert texts and sim.scorer.calls > sent
     finally:
         server.stop()
     with pytest.raises(ProcessLookupError):
