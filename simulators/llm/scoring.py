@@ -64,6 +64,11 @@ class KVStore:
 
     max_tokens bounds the kept context tokens over all sessions (memory: tokens x layers x 2 x kv heads x head dim x
     dtype bytes; SmolLM2-135M in fp32: 46 KB per token). 0 keeps nothing.
+
+    Steps (:meth:`begin_step`, called once per simulator call) protect what they touched: an entry used in the current
+    step is never evicted for another of the same step; a new context that finds only such entries is not kept. So a
+    vector step whose users need more than the budget keeps reusing the contexts of the users that fit, instead of
+    cycling through all of them and reusing none (plain LRU under cyclic access).
     """
 
     def __init__(self, max_tokens: int) -> None:
@@ -71,8 +76,14 @@ class KVStore:
             raise ValueError(f"KVStore max_tokens must be >= 0 (0 keeps nothing), got {max_tokens}.")
         self.max_tokens = int(max_tokens)
         self._entries: OrderedDict[object, tuple[np.ndarray, list[tuple[torch.Tensor, torch.Tensor]]]] = OrderedDict()
+        self._touched: dict[object, int] = {}  # session -> step of its last use
+        self._step = 0
         self.tokens = 0  # kept now
         self.reused = 0  # context tokens not recomputed thanks to the store, since creation
+
+    def begin_step(self) -> None:
+        """Start a new step: what was used before it may now be evicted."""
+        self._step += 1
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -89,6 +100,7 @@ class KVStore:
         if common == 0:
             return 0, None
         self._entries.move_to_end(session)
+        self._touched[session] = self._step
         return common, kv
 
     def put(self, session, ids: Sequence[int], kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -97,18 +109,21 @@ class KVStore:
         if not self.max_tokens or len(ids) > self.max_tokens:
             return
         self._entries[session] = (np.asarray(ids, dtype=np.int64), kv)
+        self._touched[session] = self._step
         self.tokens += len(ids)
         while self.tokens > self.max_tokens:
-            _, (old, _) = self._entries.popitem(last=False)
-            self.tokens -= len(old)
+            oldest = next(iter(self._entries))
+            self.drop(session if self._touched[oldest] == self._step else oldest)  # all in use: keep the new one out
 
     def drop(self, session) -> None:
         entry = self._entries.pop(session, None)
+        self._touched.pop(session, None)
         if entry is not None:
             self.tokens -= len(entry[0])
 
     def clear(self) -> None:
         self._entries.clear()
+        self._touched.clear()
         self.tokens = 0
 
 

@@ -588,6 +588,9 @@ class LLMUserSimulator:
             raise RuntimeError("LLMUserSimulator is not bound to a dataset: pass dataset= or call .bind(dataset).")
         if len(requests) != len(rngs):
             raise ValueError(f"respond() needs one Generator per request: got {len(requests)} requests, {len(rngs)} rngs.")
+        store = getattr(self.scorer, "kv_store", None)
+        if store is not None:
+            store.begin_step()
         rows = []
         for r, rng in zip(requests, rngs):
             if r.mode not in ("page", "feed"):

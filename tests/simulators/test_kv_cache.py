@@ -101,10 +101,31 @@ def test_kv_store_lookup_and_eviction():
     store.put("a", [1, 2, 3, 4], kv(4))
     assert store.lookup("a", [1, 2, 9]) == (2, store._entries["a"][1])
     assert store.lookup("a", [5]) == (0, None) and store.lookup("b", [1]) == (0, None)
+    store.begin_step()
     store.put("b", [1] * 5, kv(5))
-    store.put("c", [2] * 3, kv(3))  # 12 > 10 tokens: the least recently used ("a") goes
+    store.put("c", [2] * 3, kv(3))  # 12 > 10 tokens: the least recently used ("a", of an earlier step) goes
     assert list(store._entries) == ["b", "c"] and store.tokens == 8
     store.put("d", [0] * 11, kv(11))  # longer than the whole budget: not kept
     assert "d" not in store._entries and store.tokens == 8
+    store.put("e", [3] * 4, kv(4))  # only entries of this step are left: the new one is not kept
+    assert list(store._entries) == ["b", "c"] and store.tokens == 8
+
+
+def test_kv_store_keeps_reusing_what_fits_when_a_step_needs_more():
+    """Three sessions of 4 tokens each step, room for 2: the two that fit are reused every step (plain LRU: none)."""
+    import torch
+
+    store = KVStore(max_tokens=8)
+    hits = []
+    for _ in range(5):
+        store.begin_step()
+        n = 0
+        for key in ("a", "b", "c"):
+            found, _ = store.lookup(key, [ord(key)] * 4)
+            n += found == 4
+            store.put(key, [ord(key)] * 4, [(torch.zeros(1, 1, 4, 2), torch.zeros(1, 1, 4, 2))])
+        hits.append(n)
+        assert store.tokens <= 8
+    assert hits == [0, 2, 2, 2, 2]
     with pytest.raises(ValueError, match="max_tokens must be >= 0"):
         KVStore(-1)
