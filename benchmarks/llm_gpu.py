@@ -15,7 +15,10 @@ The GPU machine has neither this project's packages nor the model's GGUF (98 MB)
 what travels: the default model's config and tokenizer (no weights), the ml-100k atomic files and the wheels the
 machine lacks (gymnasium, farama-notifications). There, ``--random-weights`` builds the model from that config with
 seeded random weights: the same architecture and shapes, hence the same cost per token; the answers are not the
-model's (the option mass is ignored: ``min_option_mass=0``), which a speed measurement does not need.
+model's (the option mass is ignored: ``min_option_mass=0``), which a speed measurement does not need. For the real
+weights, a converted checkpoint directory passed as ``--model`` (bf16 ~270 MB) does not fit one call either; the
+GGUF split in two (``split -b 50M``) can travel in two back-to-back calls while the machine is warm, with the
+``gguf`` wheel, to be joined and converted there (../shared/PLATFORM.md; not tried).
 
 Here: ``python -m benchmarks.llm_gpu --bundle .gpu``. On the device (repository root, ``.gpu`` carried)::
 

@@ -88,17 +88,22 @@ class KVStore:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def lookup(self, session, ids: Sequence[int]) -> tuple[int, list | None]:
-        """(number of leading tokens of ``ids`` whose KV is kept for ``session``, that KV) or (0, None)."""
+    def peek(self, session, ids: Sequence[int]) -> int:
+        """How many leading tokens of ``ids`` are kept for ``session`` (nothing is touched)."""
         entry = self._entries.get(session)
         if entry is None:
-            return 0, None
-        kept, kv = entry
+            return 0
+        kept = entry[0]
         n = min(len(kept), len(ids))
         differ = np.flatnonzero(kept[:n] != np.asarray(ids[:n], dtype=kept.dtype))
-        common = int(differ[0]) if len(differ) else n
+        return int(differ[0]) if len(differ) else n
+
+    def lookup(self, session, ids: Sequence[int]) -> tuple[int, list | None]:
+        """(number of leading tokens of ``ids`` whose KV is kept for ``session``, that KV) or (0, None)."""
+        common = self.peek(session, ids)
         if common == 0:
             return 0, None
+        kv = self._entries[session][1]
         self._entries.move_to_end(session)
         self._touched[session] = self._step
         return common, kv

@@ -155,6 +155,7 @@ class _Row:
         self.r = request
         self.u = uniforms
         self.context = context
+        self.ids: list[int] | None = None  # the context's token ids, where already encoded
         k = len(request.slate)
         self.played = np.zeros(k, bool)
         self.clicked = np.zeros(k, bool)
@@ -316,11 +317,19 @@ class LLMUserSimulator:
             self._store(k, (d, m))
         return dists, mass
 
+    def _batch_key(self, row: _Row) -> tuple[int, int]:
+        """Sort key of a row among its mode's rows: the context tokens it will run (with kept contexts: those after the
+        kept prefix), then its length."""
+        if not getattr(self, "_keeping", False):
+            return 0, len(row.context)
+        row.ids = self.scorer.encode([row.context])[0]
+        return len(row.ids) - self.scorer.kv_store.peek(row.r.user, row.ids), len(row.ids)
+
     def _build_tree(self, rows: list[_Row], state: dict):
         enc = self.scorer.encode
         branches = [enc(t) for t in state["texts"]]
-        dists, mass, tree = self.scorer.score(enc([r.context for r in rows]), branches, state["options"],
-                                              sessions=[r.r.user for r in rows])
+        contexts = [r.ids if r.ids is not None else enc([r.context])[0] for r in rows]
+        dists, mass, tree = self.scorer.score(contexts, branches, state["options"], sessions=[r.r.user for r in rows])
         state["tree"] = tree
         return dists, mass
 
@@ -589,7 +598,8 @@ class LLMUserSimulator:
         if len(requests) != len(rngs):
             raise ValueError(f"respond() needs one Generator per request: got {len(requests)} requests, {len(rngs)} rngs.")
         store = getattr(self.scorer, "kv_store", None)
-        if store is not None:
+        self._keeping = store is not None and store.max_tokens > 0 and self.heads is None
+        if self._keeping:
             store.begin_step()
         rows = []
         for r, rng in zip(requests, rngs):
@@ -600,7 +610,7 @@ class LLMUserSimulator:
         for row in rows:
             groups.setdefault((row.r.mode, len(row.r.slate)), []).append(row)
         for (mode, _), group in groups.items():
-            group = sorted(group, key=lambda row: len(row.context))  # bucket by prompt length
+            group = sorted(group, key=self._batch_key)  # rows that run alike share a batch (its pads are fewer)
             for start in range(0, len(group), self.config.batch_size):
                 chunk = group[start : start + self.config.batch_size]
                 state: dict = {}
