@@ -1,0 +1,10 @@
+"""Item perception for video datasets (VRAgent-R1-style): frames, key frames by frame-title similarity, captions the
+LLM user reads. ``perceive`` runs once per item, never per env step."""
+
+from simulators.perception.captions import SignalCaptioner
+from simulators.perception.frames import VideoError, read_frames, sample_indices, video_info
+from simulators.perception.keyframes import FrameScorer, key_frames
+from simulators.perception.perceive import PerceptionConfig, PerceptionReport, perceive, video_paths
+
+__all__ = ["FrameScorer", "PerceptionConfig", "PerceptionReport", "SignalCaptioner", "VideoError", "key_frames", "perceive",
+           "read_frames", "sample_indices", "video_info", "video_paths"]

@@ -1,0 +1,147 @@
+"""Perceive every item's video once: sampled frames, key frames by frame-title similarity, a caption with its
+provenance, written as JSONL (one line per item) plus a card; re-running skips the items already done; a video that
+is missing or cannot be decoded is counted and named (item id and path), never the end of the run.
+
+Where the videos are: a ``.item`` column whose name contains "video" (e.g. ``video_path:token``), a path relative to
+the dataset folder; else a ``videos/`` folder beside the atomic files with one file per item id (MicroLens-style,
+``videos/<item id>.<mp4|avi|mkv|webm|mov>``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from recsim_env.data import Dataset
+from simulators.perception.captions import SignalCaptioner
+from simulators.perception.frames import VideoError, read_frames, sample_indices, video_info
+from simulators.perception.keyframes import FrameScorer, key_frames
+
+__all__ = ["PerceptionConfig", "PerceptionReport", "perceive", "video_paths"]
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov")
+
+
+@dataclass(frozen=True)
+class PerceptionConfig:
+    """frames: sampled per video (segment centres); key_frames: kept by similarity; size: shorter side of the frames
+    the scorer and captioner see; reader: "decord", "pyav" or None (decord where installed)."""
+
+    frames: int = 16
+    key_frames: int = 5
+    size: int = 224
+    reader: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.key_frames <= self.frames:
+            raise ValueError(f"Need 1 <= key_frames <= frames, got key_frames={self.key_frames}, frames={self.frames}.")
+        if self.size < 8:
+            raise ValueError(f"size must be >= 8 pixels, got {self.size}.")
+
+
+@dataclass
+class PerceptionReport:
+    done: int = 0  # items perceived in this run
+    skipped: int = 0  # already in the JSONL
+    failed: list[dict] = field(default_factory=list)  # {"item_id", "path", "error"}
+    missing: list[dict] = field(default_factory=list)  # items without a video file
+    seconds: float = 0.0
+
+
+def video_paths(dataset: Dataset) -> tuple[dict[int, Path], list[dict]]:
+    """(item index -> video file, the items whose video is missing as {"item_id", "path"}), see the module docstring."""
+    base = Path(dataset.path)
+    column = next((name for name in dataset.item_fields if "video" in name.lower()), None)
+    found: dict[int, Path] = {}
+    missing: list[dict] = []
+    if column is not None:
+        values = dataset.item_fields[column]
+        for i, value in enumerate(values):
+            if not str(value).strip():
+                missing.append({"item_id": dataset.item_tokens[i], "path": ""})
+                continue
+            path = base / str(value).strip()
+            if path.is_file():
+                found[i] = path
+            else:
+                missing.append({"item_id": dataset.item_tokens[i], "path": str(path)})
+        return found, missing
+    folder = base / "videos"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{dataset.name} has no video column in its .item file (e.g. video_path:token) and no "
+                                f"videos/ folder at {folder}: no videos to perceive.")
+    files = {p.stem: p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES}
+    for i, token in enumerate(dataset.item_tokens):
+        if token in files:
+            found[i] = files[token]
+        else:
+            missing.append({"item_id": token, "path": str(folder / f"{token}.mp4")})
+    return found, missing
+
+
+def _item_title(dataset: Dataset, i: int) -> tuple[str, str]:
+    """(title, other metadata) of item ``i`` for the prompts of the scorer and captioner."""
+    fields = dataset.item_fields
+    text = lambda v: " ".join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray)) else str(v)  # noqa: E731 token_seq
+    title_field = next((n for n in fields if "title" in n.lower() or n.lower() == "name"), None)
+    title = text(fields[title_field][i]) if title_field else f"item {dataset.item_tokens[i]}"
+    extras = [f"{n.replace('_', ' ')}: {text(fields[n][i])}" for n in fields
+              if n != title_field and "video" not in n.lower() and text(fields[n][i]).strip() and len(text(fields[n][i])) < 60]
+    return title, "; ".join(extras)
+
+
+def perceive(dataset: Dataset, out: str | Path, scorer: FrameScorer, captioner=None,
+             config: PerceptionConfig | None = None, progress: bool = True) -> PerceptionReport:
+    """Perceive the dataset's videos into ``out/perception.jsonl`` and ``out/CARD.md`` (module docstring)."""
+    from tqdm.auto import tqdm
+
+    config = config or PerceptionConfig()
+    captioner = captioner or SignalCaptioner()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    jsonl = out / "perception.jsonl"
+    done = set()
+    if jsonl.is_file():
+        for line in jsonl.read_text().splitlines():
+            if line.strip():
+                done.add(json.loads(line)["item_id"])
+    paths, missing = video_paths(dataset)
+    report = PerceptionReport(missing=missing)
+    start = time.perf_counter()
+    with jsonl.open("a") as sink:
+        for i, path in tqdm(sorted(paths.items()), desc="perceive", disable=not progress):
+            token = dataset.item_tokens[i]
+            if token in done:
+                report.skipped += 1
+                continue
+            try:
+                info = video_info(path, config.reader)
+                idx = sample_indices(info.n_frames, config.frames)
+                frames = read_frames(path, idx, config.size, config.reader)
+            except VideoError as err:
+                report.failed.append({"item_id": token, "path": str(path), "error": str(err)})
+                continue
+            title, metadata = _item_title(dataset, i)
+            keep, scores = key_frames(frames, title, scorer, config.key_frames)
+            caption, provenance = captioner.caption(title, metadata, frames[keep], info.duration)
+            record = {"item_id": token, "path": str(path), "frames": idx.tolist(), "key_frames": idx[keep].tolist(),
+                      "clip_scores": np.round(scores, 6).tolist(), "caption": caption,
+                      "provenance": {"scorer": scorer.name, **provenance, "config": asdict(config)}}
+            sink.write(json.dumps(record) + "\n")
+            sink.flush()
+            report.done += 1
+    report.seconds = time.perf_counter() - start
+    (out / "CARD.md").write_text("\n".join([
+        f"# Item perception of {dataset.name}", "",
+        f"Scorer: {scorer.name}; captioner: {captioner.name}; {config.frames} frames sampled (segment centres), "
+        f"{config.key_frames} key frames, shorter side {config.size} px.", "",
+        f"This run: {report.done} perceived, {report.skipped} already done, {len(report.failed)} failed, "
+        f"{len(report.missing)} without a video, {report.seconds:.1f} s.", "",
+        *(f"- failed: item {f['item_id']} ({f['path']}): {f['error']}" for f in report.failed),
+        *(f"- missing: item {m['item_id']} ({m['path'] or 'no path given'})" for m in report.missing),
+    ]) + "\n")
+    return report

@@ -1,0 +1,144 @@
+"""Item perception on generated videos of known content: exact frame sampling, decord and PyAV agreeing, key frames
+chosen by a scorer, captions from measured signals only, bad and missing videos counted and named, resumable runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+av = pytest.importorskip("av")
+
+from recsim_env.data import load_dataset  # noqa: E402
+from simulators.perception import (  # noqa: E402
+    PerceptionConfig, SignalCaptioner, VideoError, key_frames, perceive, read_frames, sample_indices, video_info,
+)
+from simulators.perception.captions import COLOURS, visual_signals  # noqa: E402
+
+RGB = {"red": (220, 20, 20), "green": (20, 200, 40), "blue": (30, 60, 220), "white": (250, 250, 250)}
+
+
+def write_video(path: Path, colours: list[str], per_colour: int = 8, size: tuple[int, int] = (64, 48), fps: int = 8) -> Path:
+    """An MPEG-4 video of solid-colour segments (``per_colour`` frames each), encoded with PyAV."""
+    with av.open(str(path), "w") as box:
+        stream = box.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.options = {"qscale": "2"}
+        for name in colours:
+            img = np.empty((size[1], size[0], 3), np.uint8)
+            img[:] = RGB[name]
+            for _ in range(per_colour):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    box.mux(packet)
+        for packet in stream.encode():
+            box.mux(packet)
+    return path
+
+
+class ColourScorer:
+    """A test double for CLIP: the "text" names a colour; a frame scores by closeness to it."""
+
+    name = "colour-test-double"
+
+    def score(self, frames: np.ndarray, text: str) -> np.ndarray:
+        target = np.array(RGB[text.split()[0].lower()], dtype=np.float64)
+        return -np.abs(frames.reshape(len(frames), -1, 3).mean(1) - target).sum(1)
+
+
+def test_segment_centre_sampling_is_exact():
+    assert sample_indices(32, 4).tolist() == [4, 12, 20, 28]
+    assert sample_indices(10, 3).tolist() == [1, 5, 8]
+    assert sample_indices(3, 8).tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="n_frames >= 1"):
+        sample_indices(0, 4)
+
+
+@pytest.mark.parametrize("reader", ["pyav", "decord"])
+def test_readers_return_the_requested_frames_with_known_colours(tmp_path, reader):
+    if reader == "decord":
+        pytest.importorskip("decord")
+    path = write_video(tmp_path / "v.mp4", ["red", "green", "blue", "white"])
+    info = video_info(path, reader)
+    assert (info.n_frames, info.width, info.height) == (32, 64, 48) and info.duration == pytest.approx(4.0)
+    idx = sample_indices(info.n_frames, 4)
+    frames = read_frames(path, idx, reader=reader)
+    assert frames.shape == (4, 48, 64, 3) and frames.dtype == np.uint8
+    for frame, name in zip(frames, ["red", "green", "blue", "white"]):
+        assert np.abs(frame.reshape(-1, 3).mean(0) - RGB[name]).max() < 12, (name, frame.reshape(-1, 3).mean(0))
+    small = read_frames(path, idx[:2], size=24, reader=reader)
+    assert small.shape == (2, 24, 32, 3)
+
+
+def test_decord_and_pyav_agree(tmp_path):
+    pytest.importorskip("decord")
+    path = write_video(tmp_path / "v.mp4", ["blue", "red", "green"], per_colour=5)
+    idx = sample_indices(15, 6)
+    a, b = read_frames(path, idx, reader="pyav"), read_frames(path, idx, reader="decord")
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0
+
+
+def test_key_frames_are_the_frames_of_the_named_colour_in_time_order(tmp_path):
+    path = write_video(tmp_path / "v.mp4", ["green", "red", "green", "blue", "red", "white"], per_colour=4)
+    idx = sample_indices(24, 12)
+    frames = read_frames(path, idx, reader="pyav")
+    keep, scores = key_frames(frames, "red", ColourScorer(), k=4)
+    assert keep.tolist() == sorted(keep.tolist())
+    colour_of = lambda j: ["green", "red", "green", "blue", "red", "white"][idx[j] // 4]  # noqa: E731
+    assert [colour_of(j) for j in keep] == ["red"] * 4 and len(scores) == 12
+
+
+def test_signal_caption_reports_measured_signals_within_budget(tmp_path):
+    path = write_video(tmp_path / "v.mp4", ["blue", "blue", "white", "white"], per_colour=6)
+    frames = read_frames(path, sample_indices(24, 8), reader="pyav")
+    s = visual_signals(frames, 3.0)
+    assert s["cuts"] == 1 and {name for name, _ in s["colours"]} == {"blue", "white"}
+    text, provenance = SignalCaptioner(word_budget=12).caption("Sky", "genre: nature", frames, 3.0)
+    assert len(text.split()) <= 12 and text.startswith("Sky (genre: nature)")
+    assert provenance["model"] is None and "no vision model" in provenance["note"] and set(COLOURS) >= {"blue", "white"}
+
+
+def make_video_dataset(root: Path, n_items: int = 4, corrupt: int | None = 2, missing: int | None = 3) -> Path:
+    """A RecBole atomic dataset whose .item has a video_path column, with one corrupt and one missing video."""
+    d = root / "vids"
+    (d / "videos").mkdir(parents=True)
+    colours = list(RGB)
+    items = ["item_id:token\ttitle:token_seq\tvideo_path:token"]
+    for i in range(n_items):
+        rel = f"videos/{i}.mp4"
+        if i == corrupt:
+            (d / rel).write_bytes(b"not a video at all" * 10)
+        elif i != missing:
+            write_video(d / rel, [colours[i % 4], colours[(i + 1) % 4]], per_colour=6)
+        items.append(f"{i}\t{colours[i % 4]} film {i}\t{rel}")
+    (d / "vids.item").write_text("\n".join(items) + "\n")
+    inter = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    inter += [f"{u}\t{i}\t{1 + (u + i) % 5}\t{100 * u + i}" for u in range(6) for i in range(n_items)]
+    (d / "vids.inter").write_text("\n".join(inter) + "\n")
+    return d
+
+
+def test_perceive_counts_and_names_bad_videos_and_resumes(tmp_path):
+    ds = load_dataset(make_video_dataset(tmp_path))
+    out = tmp_path / "perception"
+    config = PerceptionConfig(frames=6, key_frames=2, size=16, reader="pyav")
+    report = perceive(ds, out, ColourScorer(), config=config, progress=False)
+    assert report.done == 2 and report.skipped == 0
+    assert [f["item_id"] for f in report.failed] == ["2"] and "2.mp4" in report.failed[0]["path"]
+    assert [m["item_id"] for m in report.missing] == ["3"] and report.missing[0]["path"].endswith("videos/3.mp4")
+    lines = [json.loads(x) for x in (out / "perception.jsonl").read_text().splitlines()]
+    assert [x["item_id"] for x in lines] == ["0", "1"]
+    for x in lines:
+        assert len(x["frames"]) == 6 and len(x["key_frames"]) == 2 and len(x["clip_scores"]) == 6
+        assert x["provenance"]["scorer"] == "colour-test-double" and x["provenance"]["captioner"] == "signals"
+        assert x["caption"].startswith(f"{list(RGB)[int(x['item_id']) % 4]} film {x['item_id']}")
+    card = (out / "CARD.md").read_text()
+    assert "item 2" in card and "item 3" in card
+    again = perceive(ds, out, ColourScorer(), config=config, progress=False)
+    assert again.done == 0 and again.skipped == 2 and len((out / "perception.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_missing_video_file_is_a_video_error(tmp_path):
+    with pytest.raises(VideoError, match="No video file"):
+        video_info(tmp_path / "nope.mp4", "pyav")
