@@ -118,9 +118,9 @@ def item_text(dataset: Dataset, i: int, feats=None) -> str:
     for name, ftype in ds.item_field_types.items():
         value = ds.item_fields[name][i]
         text = " ".join(value) if isinstance(value, list) else str(value)
-        if not text:
-            continue
         low = name.lower()
+        if not text or "video" in low or low.endswith("path"):  # file locations are not what a user sees
+            continue
         if title is None and ("title" in low or "name" in low):
             title = text
         elif ftype in ("token", "token_seq") and ("class" in low or "genre" in low or "categor" in low or "tag" in low):
@@ -149,6 +149,7 @@ class SceneBuilder:
     taxonomy: tuple[ReasonClass, ...] = GUBS_TAXONOMY
     answer_format: str = "letters"
     memory_growth: int = 0
+    captions: dict[int, str] | None = None  # item index -> perceived video caption (simulators.perception)
     item_texts: list[str] = field(init=False)
     user_texts: list[str] = field(init=False)
 
@@ -163,6 +164,8 @@ class SceneBuilder:
         self.kind = item_kind(ds)
         feats = item_features(ds)
         self.item_texts = [self._item_text(i, feats) for i in range(ds.n_items)]
+        for i, caption in (self.captions or {}).items():  # what the video shows, as perceived once per item
+            self.item_texts[i] += f". Video: {caption}"
         self.item_names = [self._item_text(i, feats, stats=False) for i in range(ds.n_items)]  # memory lines: no train stats
         self.user_texts = [self._user_text(u) for u in range(ds.n_users)]
         self.rated = ds.watch_ratio_source == "rating proxy"

@@ -92,6 +92,8 @@ class LLMSimulatorConfig:
         trained); G > 0 lets the shown memory grow append-only by up to G items before it restarts
         (:meth:`~simulators.llm.prompts.SceneBuilder.shown_memory`), so kept contexts are extended instead of
         recomputed. Changes the prompt (between history_in_prompt and history_in_prompt + G lines): opt in.
+    perception: a folder written by ``recsim perceive`` (:mod:`simulators.perception`): each item's line in the
+        exposure list and feed questions carries its video caption.
     """
 
     batch_size: int = 8
@@ -114,6 +116,7 @@ class LLMSimulatorConfig:
     request_retries: int = 2
     kv_cache_tokens: int = 65536
     memory_growth: int = 0
+    perception: str | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -240,7 +243,7 @@ class LLMUserSimulator:
         self.scenes = SceneBuilder(
             dataset, self.chat, history_in_prompt=self.history_in_prompt, answer_format=self.answer_format,
             taxonomy=tuple(ReasonClass(name, description) for name, description in self.config.taxonomy),
-            memory_growth=self.config.memory_growth,
+            memory_growth=self.config.memory_growth, captions=self._captions(dataset),
         )
         if self.config.backend == "vllm":
             from simulators.llm.backends import VLLMScorer
@@ -274,6 +277,13 @@ class LLMUserSimulator:
         self._cache.clear()
         self._item_states = None
         return self
+
+    def _captions(self, dataset: Dataset) -> dict[int, str] | None:
+        if self.config.perception is None:
+            return None
+        from simulators.perception import load_captions
+
+        return load_captions(self.config.perception, dataset)
 
     def close(self) -> None:
         """Drop what is kept between steps: the kept contexts' keys and values and the cached distributions."""

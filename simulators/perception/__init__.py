@@ -4,7 +4,7 @@ LLM user reads. ``perceive`` runs once per item, never per env step."""
 from simulators.perception.captions import SignalCaptioner
 from simulators.perception.frames import VideoError, read_frames, sample_indices, video_info
 from simulators.perception.keyframes import FrameScorer, key_frames
-from simulators.perception.perceive import PerceptionConfig, PerceptionReport, perceive, video_paths
+from simulators.perception.perceive import PerceptionConfig, PerceptionReport, load_captions, perceive, video_paths
 
-__all__ = ["FrameScorer", "PerceptionConfig", "PerceptionReport", "SignalCaptioner", "VideoError", "key_frames", "perceive",
+__all__ = ["FrameScorer", "PerceptionConfig", "PerceptionReport", "SignalCaptioner", "VideoError", "key_frames", "load_captions", "perceive",
            "read_frames", "sample_indices", "video_info", "video_paths"]

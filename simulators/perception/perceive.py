@@ -21,7 +21,7 @@ from simulators.perception.captions import SignalCaptioner
 from simulators.perception.frames import VideoError, read_frames, sample_indices, video_info
 from simulators.perception.keyframes import FrameScorer, key_frames
 
-__all__ = ["PerceptionConfig", "PerceptionReport", "perceive", "video_paths"]
+__all__ = ["PerceptionConfig", "PerceptionReport", "load_captions", "perceive", "video_paths"]
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov")
 
@@ -145,3 +145,28 @@ def perceive(dataset: Dataset, out: str | Path, scorer: FrameScorer, captioner=N
         *(f"- missing: item {m['item_id']} ({m['path'] or 'no path given'})" for m in report.missing),
     ]) + "\n")
     return report
+
+
+def load_captions(out: str | Path, dataset: Dataset) -> dict[int, str]:
+    """Item index -> caption from a :func:`perceive` output folder (items of other datasets are refused by id)."""
+    jsonl = Path(out) / "perception.jsonl"
+    if not jsonl.is_file():
+        raise FileNotFoundError(f"No perception.jsonl in {out}: run `recsim perceive --dataset ... --out {out}` first.")
+    index = {token: i for i, token in enumerate(dataset.item_tokens)}
+    captions, unknown = {}, []
+    for n, line in enumerate(jsonl.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            token, caption = record["item_id"], record["caption"]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"{jsonl}, line {n}: not a perception record with item_id and caption ({err}).") from None
+        if token in index:
+            captions[index[token]] = str(caption)
+        else:
+            unknown.append(token)
+    if unknown:
+        raise ValueError(f"{jsonl} holds {len(unknown)} item id(s) that {dataset.name} does not have (e.g. {unknown[:3]}): "
+                         f"it was perceived from another dataset.")
+    return captions

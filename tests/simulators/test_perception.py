@@ -142,3 +142,37 @@ def test_perceive_counts_and_names_bad_videos_and_resumes(tmp_path):
 def test_a_missing_video_file_is_a_video_error(tmp_path):
     with pytest.raises(VideoError, match="No video file"):
         video_info(tmp_path / "nope.mp4", "pyav")
+
+
+@pytest.mark.parametrize("feedback_mode", ["page", "feed"])
+def test_env_reads_the_captions_and_passes_the_checkers(tmp_path, tiny_llm, feedback_mode):
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    from recsim_env import RecSimEnv
+
+    root = make_video_dataset(tmp_path, n_items=12, corrupt=None, missing=None)
+    ds = load_dataset(root)
+    out = tmp_path / "perception"
+    perceive(ds, out, ColourScorer(), config=PerceptionConfig(frames=4, key_frames=2, size=16, reader="pyav"), progress=False)
+    kw = dict(dataset=str(root), simulator="llm", feedback_mode=feedback_mode, slate_size=2, max_episode_steps=3,
+              min_history=2, simulator_kwargs=dict(model=tiny_llm, dtype="float32", min_option_mass=0.0, perception=str(out)))
+    env = RecSimEnv(**kw)
+    scenes = env.simulator.scenes
+    line = scenes.item_texts[0]
+    assert line.startswith("red film 0") and "Video: red film 0" in line and "videos/" not in line  # no file paths
+    assert all("Video:" in t for t in scenes.item_texts)
+    gym_check_env(env, skip_render_check=True)
+    sb3_check_env(RecSimEnv(**kw), warn=False)
+
+
+def test_captions_of_another_dataset_are_refused(tmp_path):
+    from simulators.perception import load_captions
+
+    ds = load_dataset(make_video_dataset(tmp_path, corrupt=None, missing=None))
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "perception.jsonl").write_text(json.dumps({"item_id": "999", "caption": "x"}) + "\n")
+    with pytest.raises(ValueError, match="another dataset"):
+        load_captions(tmp_path / "p", ds)
+    with pytest.raises(FileNotFoundError, match="recsim perceive"):
+        load_captions(tmp_path / "nowhere", ds)
