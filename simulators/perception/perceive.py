@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from recsim_env.data import Dataset
-from simulators.perception.captions import SignalCaptioner
+from simulators.perception.captions import CaptionError, SignalCaptioner
 from simulators.perception.frames import VideoError, read_frames, sample_indices, video_info
 from simulators.perception.keyframes import FrameScorer, key_frames
 
@@ -94,9 +94,12 @@ def _item_title(dataset: Dataset, i: int) -> tuple[str, str]:
     return title, "; ".join(extras)
 
 
-def perceive(dataset: Dataset, out: str | Path, scorer: FrameScorer, captioner=None,
+def perceive(dataset: Dataset, out: str | Path, scorer: FrameScorer | None = None, captioner=None,
              config: PerceptionConfig | None = None, progress: bool = True) -> PerceptionReport:
-    """Perceive the dataset's videos into ``out/perception.jsonl`` and ``out/CARD.md`` (module docstring)."""
+    """Perceive the dataset's videos into ``out/perception.jsonl`` and ``out/CARD.md`` (module docstring).
+
+    ``scorer`` None (no CLIP weights): the key frames are evenly spaced among the sampled ones and no scores are
+    written (``clip_scores`` null); the provenance says so."""
     from tqdm.auto import tqdm
 
     config = config or PerceptionConfig()
@@ -126,18 +129,26 @@ def perceive(dataset: Dataset, out: str | Path, scorer: FrameScorer, captioner=N
                 report.failed.append({"item_id": token, "path": str(path), "error": str(err)})
                 continue
             title, metadata = _item_title(dataset, i)
-            keep, scores = key_frames(frames, title, scorer, config.key_frames)
-            caption, provenance = captioner.caption(title, metadata, frames[keep], info.duration)
+            if scorer is None:
+                keep, scores = sample_indices(len(frames), config.key_frames), None
+            else:
+                keep, scores = key_frames(frames, title, scorer, config.key_frames)
+            try:
+                caption, provenance = captioner.caption(title, metadata, frames[keep], info.duration)
+            except CaptionError as err:
+                report.failed.append({"item_id": token, "path": str(path), "error": str(err)})
+                continue
             record = {"item_id": token, "path": str(path), "frames": idx.tolist(), "key_frames": idx[keep].tolist(),
-                      "clip_scores": np.round(scores, 6).tolist(), "caption": caption,
-                      "provenance": {"scorer": scorer.name, **provenance, "config": asdict(config)}}
+                      "clip_scores": None if scores is None else np.round(scores, 6).tolist(), "caption": caption,
+                      "provenance": {"scorer": scorer.name if scorer else "none (evenly spaced key frames)", **provenance,
+                                     "config": asdict(config)}}
             sink.write(json.dumps(record) + "\n")
             sink.flush()
             report.done += 1
     report.seconds = time.perf_counter() - start
     (out / "CARD.md").write_text("\n".join([
         f"# Item perception of {dataset.name}", "",
-        f"Scorer: {scorer.name}; captioner: {captioner.name}; {config.frames} frames sampled (segment centres), "
+        f"Scorer: {scorer.name if scorer else 'none (evenly spaced key frames)'}; captioner: {captioner.name}; {config.frames} frames sampled (segment centres), "
         f"{config.key_frames} key frames, shorter side {config.size} px.", "",
         f"This run: {report.done} perceived, {report.skipped} already done, {len(report.failed)} failed, "
         f"{len(report.missing)} without a video, {report.seconds:.1f} s.", "",

@@ -176,3 +176,81 @@ def test_captions_of_another_dataset_are_refused(tmp_path):
         load_captions(tmp_path / "p", ds)
     with pytest.raises(FileNotFoundError, match="recsim perceive"):
         load_captions(tmp_path / "nowhere", ds)
+
+
+SMOLVLM_TEMPLATE = (  # SmolVLM's chat template: image entries become <image>, turns end with <end_of_utterance>
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}{% if message['content'][0]['type'] == 'image' %}"
+    "{{':'}}{% else %}{{': '}}{% endif %}{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
+
+
+@pytest.fixture(scope="module")
+def tiny_smolvlm(tmp_path_factory):
+    """A randomly initialised tiny SmolVLM (Idefics3) with the SmolLM2 tokenizer, saved as a local model directory."""
+    import torch
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor, LlamaConfig
+    from transformers.models.idefics3.configuration_idefics3 import Idefics3VisionConfig
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+
+    from simulators.llm.models import load_tokenizer
+
+    tok = load_tokenizer("smollm2-135m")
+    images = Idefics3ImageProcessorPil(do_image_splitting=False, size={"longest_edge": 32}, max_image_size={"longest_edge": 32})
+    processor = Idefics3Processor(image_processor=images, tokenizer=tok, image_seq_len=4, chat_template=SMOLVLM_TEMPLATE)
+    torch.manual_seed(0)
+    config = Idefics3Config(
+        text_config=LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id),
+        vision_config=Idefics3VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                           image_size=32, patch_size=8),
+        scale_factor=2, image_token_id=processor.image_token_id)
+    path = tmp_path_factory.mktemp("tiny-smolvlm")
+    Idefics3ForConditionalGeneration(config).save_pretrained(path)
+    processor.save_pretrained(path)
+    return str(path)
+
+
+def test_vlm_captioner_round_trips_and_keeps_the_word_budget(tmp_path, tiny_smolvlm):
+    from simulators.perception import VLMCaptioner
+
+    path = write_video(tmp_path / "v.mp4", ["red", "blue"], per_colour=4)
+    frames = read_frames(path, sample_indices(8, 3), size=32, reader="pyav")
+    a = VLMCaptioner(tiny_smolvlm, word_budget=6, max_new_tokens=16)
+    text, provenance = a.caption("Toy Story", "year: 1995", frames, 1.0)
+    assert 1 <= len(text.split()) <= 6 and provenance["model_type"] == "idefics3" and provenance["frames"] == 3
+    assert "Toy Story" in provenance["prompt"]
+    assert VLMCaptioner(tiny_smolvlm, word_budget=6, max_new_tokens=16).caption("Toy Story", "year: 1995", frames, 1.0)[0] == text
+    with pytest.raises(FileNotFoundError, match="not a local model directory"):
+        VLMCaptioner(str(tmp_path))
+
+
+def test_perceive_with_a_vlm_captioner_names_the_model(tmp_path, tiny_smolvlm):
+    from simulators.perception import VLMCaptioner
+
+    ds = load_dataset(make_video_dataset(tmp_path, n_items=2, corrupt=None, missing=None))
+    out = tmp_path / "p"
+    report = perceive(ds, out, ColourScorer(), VLMCaptioner(tiny_smolvlm, word_budget=8, max_new_tokens=12),
+                      PerceptionConfig(frames=4, key_frames=2, size=32, reader="pyav"), progress=False)
+    records = [json.loads(x) for x in (out / "perception.jsonl").read_text().splitlines()]
+    assert report.done + len(report.failed) == 2 and len(records) == report.done
+    for r in records:
+        assert r["provenance"]["captioner"].startswith("vlm:") and r["provenance"]["model_type"] == "idefics3"
+        assert len(r["caption"].split()) <= 8
+
+
+def test_recsim_perceive_command(tmp_path, capsys):
+    from recsim_cli import main
+
+    root = make_video_dataset(tmp_path, n_items=3, corrupt=1, missing=2)
+    out = tmp_path / "p"
+    assert main(["perceive", "--dataset", str(root), "--out", str(out), "--frames", "4", "--key-frames", "2", "--size", "16"]) == 0
+    said = capsys.readouterr().out
+    assert "1 item(s) perceived" in said and "failed: item 1" in said and "missing: item 2" in said
+    record = json.loads((out / "perception.jsonl").read_text())
+    assert record["clip_scores"] is None and record["key_frames"] == [4, 10]  # of frames [1, 4, 7, 10] and record["provenance"]["scorer"].startswith("none")
+    assert main(["perceive", "--dataset", str(root), "--out", str(out), "--frames", "4", "--key-frames", "2"]) == 0
+    assert "0 item(s) perceived, 1 already done" in capsys.readouterr().out
+    assert main(["perceive", "--dataset", str(root), "--out", str(out), "--frames", "2", "--key-frames", "3"]) == 2
+    assert "key_frames <= frames" in capsys.readouterr().err
