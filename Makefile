@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # A local CPU torch wheel, where the machine has one (pip.conf may point there already).
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo test bench clean vllm-venv test-vllm rllib-venv test-rllib
+.PHONY: setup demo test bench clean vllm-venv test-vllm rllib-venv test-rllib video-venv test-video
 
 setup: $(STAMP)
 
@@ -53,6 +53,22 @@ $(RLLIB_VENV)/.installed: pyproject.toml
 # Two PPO iterations with 2 env runners, Ray on loopback.
 test-rllib: setup rllib-venv
 	RECSIM_TEST_RLLIB=1 $(PY) -m pytest tests/examples/test_rllib_ppo.py
+
+# open_clip key frames (simulators/perception/clip.py). Its own virtualenv: open_clip needs torchvision, and PyPI's
+# torchvision wheels are CUDA builds that do not import beside the CPU torch 2.13 of .venv (they break transformers
+# there too); torch 2.14.1 + torchvision 0.29.1 from PyPI import on a CPU (~5.6 GB). Frames and captions need neither.
+VIDEO_VENV ?= .venv-video
+video-venv: $(VIDEO_VENV)/.installed
+$(VIDEO_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VIDEO_VENV)
+	$(VIDEO_VENV)/bin/pip install -q "torch==2.14.1" "torchvision==0.29.1" "open_clip_torch==3.3.0" "transformers>=5,<6" \
+		gymnasium scipy tqdm pytest "av>=14" "decord>=0.6; platform_machine == 'x86_64' and sys_platform == 'linux'"
+	$(VIDEO_VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+# The open_clip scorer: a tiny model through local-dir: gives identical embeddings; hub tags refused (offline).
+test-video: video-venv
+	HF_HUB_OFFLINE=1 $(VIDEO_VENV)/bin/python -m pytest --noconftest tests/simulators/test_clip.py
 
 bench: setup
 	$(PY) -m benchmarks.throughput

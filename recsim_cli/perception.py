@@ -12,14 +12,19 @@ def cmd_perceive(args: argparse.Namespace) -> int:
     from recsim_env.data import load_dataset
     from simulators.perception import PerceptionConfig, SignalCaptioner, VLMCaptioner, perceive
 
+    scorer = None
     if args.clip:
-        raise UsageError("--clip (open_clip key-frame scoring) is not available yet; leave it out for evenly spaced key "
-                         "frames.")
+        from simulators.perception.clip import OpenClipScorer
+
+        try:
+            scorer = OpenClipScorer(args.clip, args.clip_checkpoint)
+        except ImportError as err:
+            raise UsageError(str(err)) from None
     out = check_writable(args.out)
     config = PerceptionConfig(frames=args.frames, key_frames=args.key_frames, size=args.size, reader=args.reader)
     ds = load_dataset(args.dataset)
     captioner = VLMCaptioner(args.captioner, word_budget=args.words) if args.captioner else SignalCaptioner(word_budget=args.words)
-    report = perceive(ds, out, None, captioner, config)
+    report = perceive(ds, out, scorer, captioner, config)
     print(f"{report.done} item(s) perceived, {report.skipped} already done, {len(report.failed)} failed, "
           f"{len(report.missing)} without a video ({report.seconds:.1f} s); {out}/perception.jsonl, card {out}/CARD.md")
     for f in report.failed:
@@ -39,7 +44,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--captioner", default=None, help="local image-text-to-text model directory (SmolVLM, LLaVA, Qwen2-VL); "
                                                      "default: a caption from metadata and measured visual signals")
-    p.add_argument("--clip", default=None, help="open_clip model for key frames (not available yet)")
+    p.add_argument("--clip", default=None, help="open_clip model for key frames: local-dir:DIR, or a model name (e.g. "
+                                                "ViT-B-32) with --clip-checkpoint; needs open_clip (make video-venv). "
+                                                "Default: evenly spaced key frames")
+    p.add_argument("--clip-checkpoint", default=None, help="local open_clip checkpoint file for a --clip model name")
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--key-frames", type=int, default=5)
     p.add_argument("--size", type=int, default=224)

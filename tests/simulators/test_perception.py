@@ -254,3 +254,15 @@ def test_recsim_perceive_command(tmp_path, capsys):
     assert "0 item(s) perceived, 1 already done" in capsys.readouterr().out
     assert main(["perceive", "--dataset", str(root), "--out", str(out), "--frames", "2", "--key-frames", "3"]) == 2
     assert "key_frames <= frames" in capsys.readouterr().err
+
+
+def test_recsim_perceive_explains_a_clip_scorer_it_cannot_import(tmp_path, capsys):
+    import importlib.util
+
+    from recsim_cli import main
+
+    if importlib.util.find_spec("open_clip") is not None:
+        pytest.skip("open_clip is installed here")
+    root = make_video_dataset(tmp_path, n_items=2, corrupt=None, missing=None)
+    assert main(["perceive", "--dataset", str(root), "--out", str(tmp_path / "p"), "--clip", f"local-dir:{tmp_path}"]) == 2
+    assert "make video-venv" in capsys.readouterr().err
