@@ -485,9 +485,11 @@ def plot_results(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def contenders_for(names: Sequence[str], dataset: Dataset, seed: int = 0, train_reasons: Sequence[int] = ()) -> list[Contender]:
+def contenders_for(names: Sequence[str], dataset: Dataset, seed: int = 0, train_reasons: Sequence[int] = (),
+                   perception: str | None = None) -> list[Contender]:
     """Contenders by name: random, popularity, co-occurrence, fitted, fitted-no-co, llm, llm:<adapter dir or
-    shipped adapter name>, heads:<decision-heads dir or shipped name>, a shipped adapter's name, or a directory holding an adapter (``adapter_config.json``) or full weights (``config.json``)."""
+    shipped adapter name>, heads:<decision-heads dir or shipped name>, a shipped adapter's name, or a directory holding an adapter (``adapter_config.json``) or full weights (``config.json``).
+    ``perception``: a ``recsim perceive`` folder whose captions the LLM contenders read (their labels say so)."""
     base = {c.name.split(" ")[0]: c for c in baseline_contenders(dataset, seed, train_reasons)}
     out = []
     for name in names:
@@ -500,14 +502,15 @@ def contenders_for(names: Sequence[str], dataset: Dataset, seed: int = 0, train_
             label = "fitted without co-occurrence" if name == "fitted-no-co" else "fitted"
             out.append(simulator_contender(label, FittedUserModel.fit(dataset, cfg)))
         else:
-            out.append(simulator_contender(*_llm(name, dataset)))
+            label, simulator = _llm(name, dataset, perception)
+            out.append(simulator_contender(label + (" + video captions" if perception else ""), simulator))
     return out
 
 
-def _llm(name: str, dataset: Dataset) -> tuple[str, UserSimulator]:
+def _llm(name: str, dataset: Dataset, perception: str | None = None) -> tuple[str, UserSimulator]:
     from simulators.llm import LLMUserSimulator
 
-    kwargs = dict(dataset=dataset, greedy=True, on_error="raise", min_option_mass=0.0, batch_size=16)
+    kwargs = dict(dataset=dataset, greedy=True, on_error="raise", min_option_mass=0.0, batch_size=16, perception=perception)
     if name.startswith("heads:"):
         from simulators.llm.heads import DecisionHeads, resolve_heads_dir
 
@@ -574,7 +577,7 @@ def _md_commands(path: Path) -> list[str]:
 
 
 def run(names: Sequence[str], dataset_name: str, config: FidelityConfig, out: str | None, command: str,
-        add_to: str | None = None) -> dict:
+        add_to: str | None = None, perception: str | None = None) -> dict:
     """Evaluate the named contenders, print the tables and write ``out.{md,json,png}`` (``out`` without suffix).
 
     ``add_to`` (a results path without suffix): evaluate only the new contenders on that run's scenes (its
@@ -589,7 +592,7 @@ def run(names: Sequence[str], dataset_name: str, config: FidelityConfig, out: st
                              f"{dataclasses.asdict(config)}; rows are only comparable on the same scenes (pass the same options).")
         earlier = prev.get("commands") or _md_commands(Path(add_to).with_suffix(".md"))
         previous, commands = prev["rows"], earlier + commands
-    results = evaluate(ds, contenders_for(names, ds, config.seed, train_reason_labels(ds, config.seed)), config)
+    results = evaluate(ds, contenders_for(names, ds, config.seed, train_reason_labels(ds, config.seed), perception), config)
     results["rows"] = {**previous, **results["rows"]}
     results["commands"] = commands
     text = format_results(results, ds.name, commands)

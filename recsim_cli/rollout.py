@@ -102,6 +102,8 @@ def make_env_kwargs(args: argparse.Namespace | None, training: bool = False) -> 
     heads = getattr(args, "simulator_heads", None)
     if heads:  # "none": the model's answer letters decide
         llm["heads"] = None if heads.lower() == "none" else heads
+    if getattr(args, "simulator_perception", None):  # captions of the items' videos (recsim perceive)
+        llm["perception"] = args.simulator_perception
     kwargs = {"dataset": args.dataset, "feedback_mode": args.feedback_mode, "action_mode": args.action_mode,
               "slate_size": args.slate_size, "num_candidates": args.num_candidates,
               "user_split": getattr(args, "user_split", "train"), "simulator": simulator,
@@ -171,6 +173,8 @@ def add_parsers(sub) -> None:
         p.add_argument("--simulator-heads", default=None,
                        help="llm: decision-heads dir or shipped name; 'none' = the answer letters decide (default on ml-100k: "
                             "the shipped heads, unless --simulator-adapter is given)")
+        p.add_argument("--simulator-perception", default=None,
+                       help="llm: a `recsim perceive` output folder: item lines carry their video captions")
         p.add_argument("--feedback-mode", default="feed", choices=["page", "feed"])
         p.add_argument("--action-mode", default="catalog", choices=["catalog", "candidates"])
         p.add_argument("--slate-size", type=int, default=10)

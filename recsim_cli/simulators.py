@@ -78,7 +78,7 @@ def cmd_eval_simulator(args: argparse.Namespace) -> int:
     names = [*args.baselines.split(","), args.simulator] if args.baselines else [args.simulator]
     config = FidelityConfig(per_user=args.per_user, negatives=tuple(args.negatives.split(",")), feed_per_user=args.feed_per_user)
     out = args.out or f"benchmarks/results/fidelity_{Path(args.simulator.rstrip('/')).name.replace(':', '_')}"
-    results = run(names, args.dataset, config, out, args.command_line, args.add_to)
+    results = run(names, args.dataset, config, out, args.command_line, args.add_to, args.perception)
     from simulators.llm.models import ModelNotFoundError, resolve_adapter_dir
 
     try:
@@ -135,6 +135,7 @@ def _add_eval_simulator(sub) -> None:
     p.add_argument("--feed-per-user", type=int, default=2, help="feed scenes per test user")
     p.add_argument("--negatives", default="exposure", help="choice distractors: exposure, uniform, popular (comma-separated)")
     p.add_argument("--out", default=None, help="output path without suffix (default benchmarks/results/fidelity_<name>)")
+    p.add_argument("--perception", default=None, help="a `recsim perceive` folder: the LLM contenders read its video captions")
     p.add_argument("--add-to", default=None, help="a results path without suffix (e.g. benchmarks/results/fidelity): put this "
                    "row beside that table's, on its scenes (the options must match the ones it was made with)")
 
