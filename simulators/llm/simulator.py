@@ -228,6 +228,7 @@ class LLMUserSimulator:
         self.dataset: Dataset | None = None
         self._fallback = None
         self._item_states = None
+        self._keeping = False  # this call keeps contexts across steps (respond sets it)
         if dataset is not None:
             self.bind(dataset)
 
@@ -330,7 +331,7 @@ class LLMUserSimulator:
     def _batch_key(self, row: _Row) -> tuple[int, int]:
         """Sort key of a row among its mode's rows: the context tokens it will run (with kept contexts: those after the
         kept prefix), then its length."""
-        if not getattr(self, "_keeping", False):
+        if not self._keeping:
             return 0, len(row.context)
         row.ids = self.scorer.encode([row.context])[0]
         return len(row.ids) - self.scorer.kv_store.peek(row.r.user, row.ids), len(row.ids)
