@@ -26,7 +26,8 @@ def cmd_perceive(args: argparse.Namespace) -> int:
     ds = load_dataset(args.dataset)
     captioner = VLMCaptioner(args.captioner, word_budget=args.words) if args.captioner else SignalCaptioner(word_budget=args.words)
     report = perceive(ds, out, scorer, captioner, config)
-    print(f"{report.done} item(s) perceived, {report.skipped} already done, {len(report.failed)} failed, "
+    again = f" ({report.redone} again: video or models changed)" if report.redone else ""
+    print(f"{report.done} item(s) perceived{again}, {report.skipped} already done, {len(report.failed)} failed, "
           f"{len(report.missing)} without a video ({report.seconds:.1f} s); {out}/perception.jsonl, card {out}/CARD.md")
     for f in report.failed:
         print(f"  failed: item {f['item_id']} ({f['path']}): {f['error']}")

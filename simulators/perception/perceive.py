@@ -5,10 +5,14 @@ is missing or cannot be decoded is counted and named (item id and path), never t
 Where the videos are: a ``.item`` column whose name contains "video" (e.g. ``video_path:token``), a path relative to
 the dataset folder; else a ``videos/`` folder beside the atomic files with one file per item id (MicroLens-style,
 ``videos/<item id>.<mp4|avi|mkv|webm|mov>``).
+
+Each record carries a key of the video's content and the models and settings that perceived it
+(:func:`perception_key`): a re-run skips an item only when both are unchanged, and replaces its record otherwise.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -46,7 +50,8 @@ class PerceptionConfig:
 @dataclass
 class PerceptionReport:
     done: int = 0  # items perceived in this run
-    skipped: int = 0  # already in the JSONL
+    skipped: int = 0  # already in the JSONL with the same video content and models
+    redone: int = 0  # in the JSONL, but the video or the models changed
     failed: list[dict] = field(default_factory=list)  # {"item_id", "path", "error"}
     missing: list[dict] = field(default_factory=list)  # items without a video file
     seconds: float = 0.0
@@ -83,6 +88,15 @@ def video_paths(dataset: Dataset) -> tuple[dict[int, Path], list[dict]]:
     return found, missing
 
 
+def perception_key(path: Path, models: str) -> str:
+    """Cache key of one item's perception: the video file's content (SHA-1) and the scorer, captioner and settings."""
+    digest = hashlib.sha1(models.encode())
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _item_title(dataset: Dataset, i: int) -> tuple[str, str]:
     """(title, other metadata) of item ``i`` for the prompts of the scorer and captioner."""
     fields = dataset.item_fields
@@ -107,20 +121,26 @@ def perceive(dataset: Dataset, out: str | Path, scorer: FrameScorer | None = Non
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jsonl = out / "perception.jsonl"
-    done = set()
+    done: dict[str, str] = {}  # item id -> key of its record
     if jsonl.is_file():
         for line in jsonl.read_text().splitlines():
             if line.strip():
-                done.add(json.loads(line)["item_id"])
+                record = json.loads(line)
+                done[record["item_id"]] = record.get("key", "")
     paths, missing = video_paths(dataset)
     report = PerceptionReport(missing=missing)
+    models = f"{scorer.name if scorer else 'none'}|{captioner!r}|{json.dumps(asdict(config), sort_keys=True)}"  # repr: settings
     start = time.perf_counter()
+    redone: set[str] = set()
     with jsonl.open("a") as sink:
         for i, path in tqdm(sorted(paths.items()), desc="perceive", disable=not progress):
             token = dataset.item_tokens[i]
-            if token in done:
+            key = perception_key(path, models)
+            if done.get(token) == key:
                 report.skipped += 1
                 continue
+            if token in done:  # the video or the models changed: perceived again, the old record dropped below
+                redone.add(token)
             try:
                 info = video_info(path, config.reader)
                 idx = sample_indices(info.n_frames, config.frames)
@@ -138,19 +158,25 @@ def perceive(dataset: Dataset, out: str | Path, scorer: FrameScorer | None = Non
             except CaptionError as err:
                 report.failed.append({"item_id": token, "path": str(path), "error": str(err)})
                 continue
-            record = {"item_id": token, "path": str(path), "frames": idx.tolist(), "key_frames": idx[keep].tolist(),
+            record = {"item_id": token, "key": key, "path": str(path), "frames": idx.tolist(), "key_frames": idx[keep].tolist(),
                       "clip_scores": None if scores is None else np.round(scores, 6).tolist(), "caption": caption,
                       "provenance": {"scorer": scorer.name if scorer else "none (evenly spaced key frames)", **provenance,
                                      "config": asdict(config)}}
             sink.write(json.dumps(record) + "\n")
             sink.flush()
             report.done += 1
+    if redone:  # keep only each item's newest record
+        lines = [json.loads(x) for x in jsonl.read_text().splitlines() if x.strip()]
+        newest = {r["item_id"]: r for r in lines}
+        jsonl.write_text("".join(json.dumps(r) + "\n" for r in newest.values()))
+    report.redone = len(redone)
     report.seconds = time.perf_counter() - start
     (out / "CARD.md").write_text("\n".join([
         f"# Item perception of {dataset.name}", "",
         f"Scorer: {scorer.name if scorer else 'none (evenly spaced key frames)'}; captioner: {captioner.name}; {config.frames} frames sampled (segment centres), "
         f"{config.key_frames} key frames, shorter side {config.size} px.", "",
-        f"This run: {report.done} perceived, {report.skipped} already done, {len(report.failed)} failed, "
+        f"This run: {report.done} perceived ({report.redone} again: video or models changed), {report.skipped} already "
+        f"done, {len(report.failed)} failed, "
         f"{len(report.missing)} without a video, {report.seconds:.1f} s.", "",
         *(f"- failed: item {f['item_id']} ({f['path']}): {f['error']}" for f in report.failed),
         *(f"- missing: item {m['item_id']} ({m['path'] or 'no path given'})" for m in report.missing),

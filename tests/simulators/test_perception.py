@@ -99,7 +99,8 @@ def test_signal_caption_reports_measured_signals_within_budget(tmp_path):
     assert provenance["model"] is None and "no vision model" in provenance["note"] and set(COLOURS) >= {"blue", "white"}
 
 
-def make_video_dataset(root: Path, n_items: int = 4, corrupt: int | None = 2, missing: int | None = 3) -> Path:
+def make_video_dataset(root: Path, n_items: int = 4, corrupt: int | None = 2, missing: int | None = 3, n_users: int = 6,
+                       seen: int | None = None) -> Path:
     """A RecBole atomic dataset whose .item has a video_path column, with one corrupt and one missing video."""
     d = root / "vids"
     (d / "videos").mkdir(parents=True)
@@ -114,7 +115,8 @@ def make_video_dataset(root: Path, n_items: int = 4, corrupt: int | None = 2, mi
         items.append(f"{i}\t{colours[i % 4]} film {i}\t{rel}")
     (d / "vids.item").write_text("\n".join(items) + "\n")
     inter = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
-    inter += [f"{u}\t{i}\t{1 + (u + i) % 5}\t{100 * u + i}" for u in range(6) for i in range(n_items)]
+    seen = n_items if seen is None else seen  # each user rates the items u, u+1, ... (mod n_items)
+    inter += [f"{u}\t{(u + j) % n_items}\t{1 + (u + j) % 5}\t{100 * u + j}" for u in range(n_users) for j in range(seen)]
     (d / "vids.inter").write_text("\n".join(inter) + "\n")
     return d
 
@@ -137,6 +139,14 @@ def test_perceive_counts_and_names_bad_videos_and_resumes(tmp_path):
     assert "item 2" in card and "item 3" in card
     again = perceive(ds, out, ColourScorer(), config=config, progress=False)
     assert again.done == 0 and again.skipped == 2 and len((out / "perception.jsonl").read_text().splitlines()) == 2
+    # the cache is keyed by the video's content and the models: a changed video or captioner is perceived again
+    write_video(Path(ds.path) / "videos" / "1.mp4", ["white", "white"], per_colour=6)
+    changed = perceive(ds, out, ColourScorer(), config=config, progress=False)
+    assert (changed.done, changed.redone, changed.skipped) == (1, 1, 1)
+    lines = [json.loads(x) for x in (out / "perception.jsonl").read_text().splitlines()]
+    assert [x["item_id"] for x in lines] == ["0", "1"] and "white" in lines[1]["caption"]
+    other = perceive(ds, out, ColourScorer(), SignalCaptioner(word_budget=10), config=config, progress=False)
+    assert (other.done, other.redone) == (2, 2) and len((out / "perception.jsonl").read_text().splitlines()) == 2
 
 
 def test_a_missing_video_file_is_a_video_error(tmp_path):
@@ -250,7 +260,7 @@ def test_recsim_perceive_command(tmp_path, capsys):
     assert "1 item(s) perceived" in said and "failed: item 1" in said and "missing: item 2" in said
     record = json.loads((out / "perception.jsonl").read_text())
     assert record["clip_scores"] is None and record["key_frames"] == [4, 10]  # of frames [1, 4, 7, 10] and record["provenance"]["scorer"].startswith("none")
-    assert main(["perceive", "--dataset", str(root), "--out", str(out), "--frames", "4", "--key-frames", "2"]) == 0
+    assert main(["perceive", "--dataset", str(root), "--out", str(out), "--frames", "4", "--key-frames", "2", "--size", "16"]) == 0
     assert "0 item(s) perceived, 1 already done" in capsys.readouterr().out
     assert main(["perceive", "--dataset", str(root), "--out", str(out), "--frames", "2", "--key-frames", "3"]) == 2
     assert "key_frames <= frames" in capsys.readouterr().err
@@ -302,3 +312,32 @@ def test_perception_benchmark_runs_and_says_what_it_skipped(tmp_path):
     assert rows["frames (pyav, 4 per item, 16 px)"]["items_per_s"] > 0 and rows["caption (signals, 5 key frames)"]["items_per_s"] > 0
     if importlib.util.find_spec("open_clip") is None:
         assert "make video-venv" in rows["key frames (open_clip ViT-B-32)"]["skipped"]
+
+
+def test_the_video_extra_leaves_the_llm_stack_working(ml100k, tiny_llm):
+    """With PyAV and decord installed (make setup installs the extra): no torchvision came with them, transformers'
+    model classes import, and the LLM user answers."""
+    import importlib.util
+
+    import av  # noqa: F401
+    from transformers import AutoModelForImageTextToText, PreTrainedModel  # noqa: F401
+
+    from simulators.base import SimulationRequest
+    from simulators.llm import LLMUserSimulator
+
+    assert importlib.util.find_spec("torchvision") is None  # the CUDA wheel would break transformers beside CPU torch
+    sim = LLMUserSimulator(model=tiny_llm, dtype="float32", dataset=ml100k, min_option_mass=0.0)
+    r = SimulationRequest.from_history(ml100k, int(ml100k.users("test")[0]), 5, np.arange(3), "feed")
+    (answer,) = sim.respond([r], [np.random.default_rng(0)])
+    assert answer.skip_probs.shape == (3,) and answer.errors == 0
+
+
+def test_rollout_with_perceived_captions(tmp_path, tiny_llm, capsys):
+    from recsim_cli import main
+
+    root = make_video_dataset(tmp_path, n_items=24, corrupt=None, missing=None, n_users=20, seen=10)
+    perceive(load_dataset(root), tmp_path / "p", None, config=PerceptionConfig(frames=4, key_frames=2, size=16), progress=False)
+    assert main(["rollout", "--dataset", str(root), "--simulator", "llm", "--simulator-model", tiny_llm,
+                 "--simulator-perception", str(tmp_path / "p"), "--policy", "random", "--episodes", "2", "--slate-size", "2",
+                 "--user-split", "all", "--out", str(tmp_path / "ro")]) == 0
+    assert (tmp_path / "ro" / "results.json").is_file()
