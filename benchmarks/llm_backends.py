@@ -31,15 +31,17 @@ import numpy as np
 __all__ = ["main", "step_times"]
 
 
-def step_times(simulator_kwargs: dict, num_envs: int, steps: int, mode: str, slate: int, seed: int = 0) -> tuple[list[float], list[int]]:
+def step_times(simulator_kwargs: dict, num_envs: int, steps: int, mode: str, slate: int, seed: int = 0,
+               dataset: str = "ml-100k") -> tuple[list[float], list[int]]:
     """Seconds and model tokens run (sent, for a server) of each of ``steps`` vector steps (after one untimed warm-up
     step) of an LLM vector env."""
     import gymnasium as gym
 
     import recsim_env  # noqa: F401
 
-    envs = gym.make_vec("RecSimEnv-v0", num_envs=num_envs, vectorization_mode="vector_entry_point", simulator="llm",
-                        simulator_kwargs=simulator_kwargs, feedback_mode=mode, slate_size=slate, user_split="test")
+    envs = gym.make_vec("RecSimEnv-v0", num_envs=num_envs, vectorization_mode="vector_entry_point", dataset=dataset,
+                        simulator="llm", simulator_kwargs=simulator_kwargs, feedback_mode=mode, slate_size=slate,
+                        user_split="test")
     rng = np.random.default_rng(seed)
     envs.reset(seed=seed)
     n_items = envs.single_action_space.nvec[0]

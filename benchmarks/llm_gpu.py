@@ -109,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     left = lambda: args.budget_s - (time.monotonic() - start)
 
-    import gymnasium as gym
     import torch
 
     import recsim_env  # noqa: F401
+    from benchmarks.llm_backends import step_times
     from benchmarks.throughput import _sync, generate_and_parse, matmul_flops, scene_requests
     from recsim_env.data import load_dataset
     from simulators.llm import LLMUserSimulator
@@ -154,20 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             if left() < 90:
                 skipped.append(f"env {mode}, {name}")
                 continue
-            envs = gym.make_vec("RecSimEnv-v0", num_envs=args.env_envs, vectorization_mode="vector_entry_point",
-                                dataset=args.dataset, simulator="llm", simulator_kwargs={**common, **extra},
-                                feedback_mode=mode, user_split="test")
-            rng = np.random.default_rng(0)
-            high = envs.single_action_space.nvec
-            envs.reset(seed=0)
-            envs.step(rng.integers(0, high, (args.env_envs, len(high))))  # warm-up
-            _sync(args.device)
-            t0 = time.perf_counter()
-            for _ in range(args.env_steps):
-                envs.step(rng.integers(0, high, (args.env_envs, len(high))))
-            _sync(args.device)
-            env_rows[f"{mode}, {name}"] = args.env_envs * args.env_steps / (time.perf_counter() - t0)
-            envs.close()
+            times, _ = step_times({**common, **extra}, args.env_envs, args.env_steps, mode, 10, dataset=args.dataset)
+            env_rows[f"{mode}, {name}"] = args.env_envs * len(times) / sum(times)  # answers come back to the CPU: synced
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else (platform.processor() or platform.machine())
     best = max((r["decisions_per_s"] for r in rows.values()), default=float("nan"))
     cmd = " ".join(["python -m benchmarks.llm_gpu", *(argv if argv is not None else sys.argv[1:])])

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from recsim_env.data import load_dataset
     from simulators.perception import SignalCaptioner, key_frames, read_frames, sample_indices, video_info, video_paths
     from simulators.perception.demo import build_demo_dataset
-    from simulators.perception.perceive import _item_title
+    from simulators.llm.prompts import item_facts
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default=None, help="a video dataset folder (default: build the demo)")
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         scorer.score(frames_of[items[0]], "warm up")
         t = time.perf_counter()
         for i in items:
-            key_frames(frames_of[i], _item_title(ds, i)[0], scorer, 5)
+            key_frames(frames_of[i], item_facts(ds, i)[0], scorer, 5)
         rows["key frames (open_clip ViT-B-32, random weights, 16 frames + title)"] = {"items_per_s": len(items) / (time.perf_counter() - t)}
     except ImportError as err:
         rows["key frames (open_clip ViT-B-32)"] = {"items_per_s": None, "skipped": f"open_clip does not import here "
@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     captioner = SignalCaptioner()
     t = time.perf_counter()
     for i in items:
-        title, metadata = _item_title(ds, i)
-        captioner.caption(title, metadata, frames_of[i][sample_indices(len(frames_of[i]), 5)], 1.0)
+        title, facts = item_facts(ds, i)
+        captioner.caption(title, "; ".join(facts), frames_of[i][sample_indices(len(frames_of[i]), 5)], 1.0)
     rows["caption (signals, 5 key frames)"] = {"items_per_s": len(items) / (time.perf_counter() - t)}
     cmd = " ".join(["python -m benchmarks.perception", *(argv if argv is not None else sys.argv[1:])])
     md = [f"# Item perception throughput ({ds.name}: {len(items)} real video clips, {platform.machine()}, 2 threads)", "",

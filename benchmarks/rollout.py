@@ -44,6 +44,13 @@ def compare_policies(
     return results
 
 
+def print_summary(results: dict[str, dict]) -> None:
+    """One line per policy of :func:`compare_policies`' results: mean return, click rate and session length."""
+    for name, r in results.items():
+        m = {k: v[0] for k, v in r["summary"].items()}
+        print(f"{name:22s} return {m['return']:7.2f}  click rate {m['click_rate']:.3f}  session length {m['session_length']:.1f}")
+
+
 def write_results(results: dict[str, dict], out_dir: str | Path, command: str, title: str) -> str:
     """Write results.json, results.md and results.png under ``out_dir``; return the Markdown table."""
     out = Path(out_dir)

@@ -15,7 +15,8 @@ import gymnasium as gym
 import numpy as np
 
 import recsim_env  # noqa: F401  (registers RecSimEnv-v0)
-from agents.rollout import rollout
+from agents.heuristics import RandomPolicy
+from benchmarks.rollout import compare_policies, print_summary
 
 
 class TasteMatch:
@@ -36,13 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--feedback-mode", default="page", choices=["page", "feed"])
     args = p.parse_args(argv)
-    env = gym.make("RecSimEnv-v0", feedback_mode=args.feedback_mode, user_split="test")
-    rng = np.random.default_rng(0)
-    policies = {"random": lambda obs: rng.choice(env.unwrapped.dataset.n_items, len(env.action_space.nvec), replace=False),
-                "taste match (yours)": TasteMatch(env)}
-    for name, policy in policies.items():
-        m = rollout(env, policy, episodes=args.episodes, seed=0, progress=False).metrics()
-        print(f"{name:22s} return {m['return']:7.2f}  click rate {m['click_rate']:.3f}  session length {m['session_length']:.1f}")
+    make_env = lambda: gym.make("RecSimEnv-v0", feedback_mode=args.feedback_mode, user_split="test")  # noqa: E731
+    policies = {"random": lambda env, seed: RandomPolicy(env, seed), "taste match (yours)": lambda env, seed: TasteMatch(env)}
+    print_summary(compare_policies(policies, make_env, args.episodes, seeds=[0], progress=False))
     return 0
 
 

@@ -16,7 +16,7 @@ import gymnasium as gym
 import recsim_env  # noqa: F401  (registers RecSimEnv-v0)
 from agents.heuristics import PopularityPolicy, RandomPolicy
 from agents.recbole_policy import RecBoleConfig, RecBolePolicy
-from agents.rollout import rollout
+from benchmarks.rollout import compare_policies, print_summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,12 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--episodes", type=int, default=30)
     args = p.parse_args(argv)
-    env = gym.make("RecSimEnv-v0", user_split="test")
     backbone = RecBolePolicy.train(args.model, config=RecBoleConfig(epochs=args.epochs), progress=False, verbose=False)
-    policies = {"random": RandomPolicy(env), "popularity": PopularityPolicy(env), f"RecBole {args.model}": backbone.bind(env)}
-    for name, policy in policies.items():
-        m = rollout(env, policy, episodes=args.episodes, seed=0, progress=False).metrics()
-        print(f"{name:18s} return {m['return']:7.2f}  click rate {m['click_rate']:.3f}  session length {m['session_length']:.1f}")
+    policies = {"random": lambda env, seed: RandomPolicy(env, seed), "popularity": lambda env, seed: PopularityPolicy(env),
+                f"RecBole {args.model}": lambda env, seed: backbone.bind(env)}
+    make_env = lambda: gym.make("RecSimEnv-v0", user_split="test")  # noqa: E731
+    print_summary(compare_policies(policies, make_env, args.episodes, seeds=[0], progress=False))
     return 0
 
 

@@ -14,10 +14,10 @@ import argparse
 import tempfile
 
 import gymnasium as gym
-import numpy as np
 
 import recsim_env  # noqa: F401  (registers RecSimEnv-v0)
-from agents.rollout import rollout
+from agents.heuristics import RandomPolicy
+from benchmarks.rollout import compare_policies, print_summary
 from agents.sb3_agents import AgentConfig, SB3Policy, train_agent
 
 
@@ -31,13 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     config = AgentConfig(algo="ppo", total_timesteps=args.timesteps, env_kwargs={"action_mode": "candidates"},
                          algo_kwargs={"n_steps": 256, "batch_size": 64} if args.timesteps < 2048 else {})
     train_agent(config, out, progress=False)
-    env = gym.make("RecSimEnv-v0", action_mode="candidates", user_split="test")
-    agent = SB3Policy.load(out).bind(env)  # the agent fills slates pick by pick through this env's candidates
-    k, m = len(env.action_space.nvec), int(env.action_space.nvec[0])
-    rng = np.random.default_rng(0)
-    for name, policy in (("random candidates", lambda obs: rng.choice(m, k, replace=False)), ("PPO", agent)):
-        r = rollout(env, policy, episodes=args.episodes, seed=0, progress=False).metrics()
-        print(f"{name:18s} return {r['return']:7.2f}  click rate {r['click_rate']:.3f}  session length {r['session_length']:.1f}")
+    make_env = lambda: gym.make("RecSimEnv-v0", action_mode="candidates", user_split="test")  # noqa: E731
+    policies = {"random candidates": lambda env, seed: RandomPolicy(env, seed),
+                "PPO": lambda env, seed: SB3Policy.load(out).bind(env)}  # it fills slates pick by pick from env's candidates
+    print_summary(compare_policies(policies, make_env, args.episodes, seeds=[0], progress=False))
     print(f"model and card in {out}")
     return 0
 

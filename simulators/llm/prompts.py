@@ -113,6 +113,12 @@ def item_kind(dataset: Dataset) -> str:
 def item_text(dataset: Dataset, i: int, feats=None) -> str:
     """One line describing item ``i`` from its fields (title, year, genres ...); with ``feats``
     (:func:`~recsim_env.features.item_features`) also its train mean rating and number of viewers."""
+    title, extras = item_facts(dataset, i, feats)
+    return f"{title} ({'; '.join(extras)})" if extras else title
+
+
+def item_facts(dataset: Dataset, i: int, feats=None) -> tuple[str, list[str]]:
+    """(title, other facts) of item ``i`` as :func:`item_text` shows them."""
     ds = dataset
     title, extras = None, []
     for name, ftype in ds.item_field_types.items():
@@ -136,7 +142,7 @@ def item_text(dataset: Dataset, i: int, feats=None) -> str:
         extras.append(f"avg {lo + feats.mean_rating[i] * (hi - lo):.1f}/{hi:g} from {n} viewers")
     elif n:
         extras.append(f"{n} viewers")
-    return f"{title} ({'; '.join(extras)})" if extras else title
+    return title, extras
 
 
 @dataclass

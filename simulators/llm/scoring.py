@@ -98,6 +98,11 @@ class KVStore:
         differ = np.flatnonzero(kept[:n] != np.asarray(ids[:n], dtype=kept.dtype))
         return int(differ[0]) if len(differ) else n
 
+    def holds(self, session, ids: Sequence[int]) -> bool:
+        """Whether ``session``'s kept context is exactly ``ids``."""
+        entry = self._entries.get(session)
+        return entry is not None and len(entry[0]) == len(ids) and self.peek(session, ids) == len(ids)
+
     def lookup(self, session, ids: Sequence[int]) -> tuple[int, list | None]:
         """(number of leading tokens of ``ids`` whose KV is kept for ``session``, that KV) or (0, None)."""
         common = self.peek(session, ids)
@@ -261,6 +266,8 @@ class TreeScorer:
         width = cache.layers[0].keys.shape[2] - s  # context block: each row's context first, pads after
         if store is not None:
             for i, key in enumerate(sessions):
+                if reuse[i] == len(contexts[i]) and store.holds(key, contexts[i]):
+                    continue  # kept already, exactly: nothing to copy
                 store.put(key, contexts[i], [(layer.keys[i : i + 1, :, s : s + ctx_len[i]].clone(),
                                               layer.values[i : i + 1, :, s : s + ctx_len[i]].clone()) for layer in cache.layers])
         prefix = [s + n for n in ctx_len]

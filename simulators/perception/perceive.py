@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from recsim_env.data import Dataset
+from simulators.llm.prompts import item_facts
 from simulators.perception.captions import CaptionError, SignalCaptioner
 from simulators.perception.frames import VideoError, read_frames, sample_indices, video_info
 from simulators.perception.keyframes import FrameScorer, key_frames
@@ -97,17 +98,6 @@ def perception_key(path: Path, models: str) -> str:
     return digest.hexdigest()
 
 
-def _item_title(dataset: Dataset, i: int) -> tuple[str, str]:
-    """(title, other metadata) of item ``i`` for the prompts of the scorer and captioner."""
-    fields = dataset.item_fields
-    text = lambda v: " ".join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray)) else str(v)  # noqa: E731 token_seq
-    title_field = next((n for n in fields if "title" in n.lower() or n.lower() == "name"), None)
-    title = text(fields[title_field][i]) if title_field else f"item {dataset.item_tokens[i]}"
-    extras = [f"{n.replace('_', ' ')}: {text(fields[n][i])}" for n in fields
-              if n != title_field and "video" not in n.lower() and text(fields[n][i]).strip() and len(text(fields[n][i])) < 60]
-    return title, "; ".join(extras)
-
-
 def perceive(dataset: Dataset, out: str | Path, scorer: FrameScorer | None = None, captioner=None,
              config: PerceptionConfig | None = None, progress: bool = True) -> PerceptionReport:
     """Perceive the dataset's videos into ``out/perception.jsonl`` and ``out/CARD.md`` (module docstring).
@@ -148,7 +138,8 @@ def perceive(dataset: Dataset, out: str | Path, scorer: FrameScorer | None = Non
             except VideoError as err:
                 report.failed.append({"item_id": token, "path": str(path), "error": str(err)})
                 continue
-            title, metadata = _item_title(dataset, i)
+            title, facts = item_facts(dataset, i)
+            metadata = "; ".join(facts)
             if scorer is None:
                 keep, scores = sample_indices(len(frames), config.key_frames), None
             else:
