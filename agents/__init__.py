@@ -2,7 +2,7 @@
 
 from agents.base import RecommenderPolicy, as_policy
 from agents.rollout import rollout
-from agents.heuristics import ContentPolicy, PopularityPolicy, RandomPolicy
+from agents.heuristics import ContentPolicy, LogReplayPolicy, PopularityPolicy, RandomPolicy
 from agents.recbole_policy import RecBoleConfig, RecBolePolicy
 from agents.sb3_agents import AgentConfig, SB3Policy, train_agent
 

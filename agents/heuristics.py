@@ -9,7 +9,7 @@ import numpy as np
 
 from recsim_env.features import item_features
 
-__all__ = ["ContentPolicy", "PopularityPolicy", "RandomPolicy"]
+__all__ = ["ContentPolicy", "LogReplayPolicy", "PopularityPolicy", "RandomPolicy"]
 
 
 def _core(env: gym.Env):
@@ -75,3 +75,28 @@ class ContentPolicy:
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
         return self.rank(observation, info, self.k)
+
+
+class LogReplayPolicy:
+    """The user's own logged future: the first K items of its real log (time order) that it has not consumed yet,
+    topped up with the most popular items once the log runs out. On an episode started at a real cut of the user's
+    history (``reset(options={"user_index": u, "history_cut": c})``) this replays what the user really did next:
+    the policy that `benchmarks/sessions.py` compares real and simulated session lengths under. Catalog mode only."""
+
+    def __init__(self, env: gym.Env) -> None:
+        batch = _core(env)
+        if batch.config.action_mode != "catalog":
+            raise ValueError("LogReplayPolicy shows logged items by their catalogue index: use action_mode='catalog'.")
+        self.k = batch.config.slate_size
+        self.dataset = batch.dataset
+        self.popular = PopularityPolicy(env)
+
+    def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        ds = self.dataset
+        log = ds.inter_item[ds.history(int(info["user_index"]))]
+        fresh = log[observation["consumed"][log] == 0][: self.k]
+        if len(fresh) == self.k:
+            return fresh
+        consumed = observation["consumed"].copy()
+        consumed[fresh] = 1
+        return np.concatenate([fresh, self.popular.rank({**observation, "consumed": consumed}, info, self.k - len(fresh))])

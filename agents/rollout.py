@@ -1,4 +1,4 @@
-"""Rollouts of a recommender policy on RecSimEnv-v0 and their metrics (used by policies, benchmarks and the CLI).
+"""Rollouts of a recommender policy on RecSimEnv-v1 and their metrics (used by policies, benchmarks and the CLI).
 
 Definitions (G-UBS's where it defines them; "played" = items the user started: the clicked item in
 page mode, every shown item in feed mode):

@@ -121,7 +121,7 @@ def slate_action_masks(obs: dict[str, np.ndarray], n: int, k: int) -> np.ndarray
 
 @dataclass
 class AgentConfig:
-    """What ``recsim train-agent`` trains. ``env_kwargs`` go to ``gym.make("RecSimEnv-v0", ...)``;
+    """What ``recsim train-agent`` trains. ``env_kwargs`` go to ``gym.make("RecSimEnv-v1", ...)``;
     ``algo_kwargs`` to the SB3 constructor (e.g. ``{"learning_rate": 3e-4, "n_steps": 256}``)."""
 
     algo: str = "ppo"
@@ -161,7 +161,7 @@ def make_training_env(config: AgentConfig) -> gym.Env:
     """The env an algorithm trains on (and is evaluated on): wrapped as the algorithm needs."""
     import recsim_env  # noqa: F401  (registers the env)
 
-    env = _without_empty_keys(gym.make("RecSimEnv-v0", **config.env_kwargs))
+    env = _without_empty_keys(gym.make("RecSimEnv-v1", **config.env_kwargs))
     if config.builds_slates:
         return SlateBuilder(env)
     if config.algo == "maskable_ppo":

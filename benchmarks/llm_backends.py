@@ -39,7 +39,7 @@ def step_times(simulator_kwargs: dict, num_envs: int, steps: int, mode: str, sla
 
     import recsim_env  # noqa: F401
 
-    envs = gym.make_vec("RecSimEnv-v0", num_envs=num_envs, vectorization_mode="vector_entry_point", dataset=dataset,
+    envs = gym.make_vec("RecSimEnv-v1", num_envs=num_envs, vectorization_mode="vector_entry_point", dataset=dataset,
                         simulator="llm", simulator_kwargs=simulator_kwargs, feedback_mode=mode, slate_size=slate,
                         user_split="test")
     rng = np.random.default_rng(seed)

@@ -1,4 +1,4 @@
-"""Policies compared on RecSimEnv-v0 over seeds: each metric of ``agents.rollout`` (definitions there) as its mean
+"""Policies compared on RecSimEnv-v1 over seeds: each metric of ``agents.rollout`` (definitions there) as its mean
 over seeds with the half-width of a 95% Student-t interval (NaN for a single seed); results as JSON, Markdown, PNG."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Start-up time of ``gym.make("RecSimEnv-v0")`` in a fresh process: cold (empty ``$RECSIM_CACHE``: the data-fitted
+"""Start-up time of ``gym.make("RecSimEnv-v1")`` in a fresh process: cold (empty ``$RECSIM_CACHE``: the data-fitted
 user model is fitted) vs warm (the fit is read from ``$RECSIM_CACHE/fitted``), measured in one run.
 
 Each row is a new Python process (imports included), so it is what a script, a test or an async vector env worker
@@ -21,7 +21,7 @@ from pathlib import Path
 __all__ = ["measure", "main"]
 
 _PROBE = ("import time; t = time.perf_counter(); import gymnasium as gym, recsim_env; "
-          "env = gym.make('RecSimEnv-v0'); env.reset(seed=0); print(time.perf_counter() - t)")
+          "env = gym.make('RecSimEnv-v1'); env.reset(seed=0); print(time.perf_counter() - t)")
 
 
 def _start(cache: str) -> float:
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     times = measure(args.rounds)
     med = {k: float(np.median(v)) for k, v in times.items()}
     host = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
-    md = ["# gym.make('RecSimEnv-v0') start-up, fresh process (imports + make + first reset)", "",
+    md = ["# gym.make('RecSimEnv-v1') start-up, fresh process (imports + make + first reset)", "",
           f"Command: `python -m benchmarks.startup --rounds {args.rounds}`; {host}; medians of {args.rounds} interleaved rounds.", "",
           "| start | median s | all runs s |", "| --- | --- | --- |"]
     md += [f"| {k} | {med[k]:.2f} | {', '.join(f'{t:.2f}' for t in v)} |" for k, v in times.items()]

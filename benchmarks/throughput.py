@@ -231,7 +231,7 @@ def llm_main(args: argparse.Namespace) -> int:
 
     env_rows = {}
     for mode in ("page", "feed"):
-        envs = gym.make_vec("RecSimEnv-v0", num_envs=64, vectorization_mode="vector_entry_point", simulator="llm",
+        envs = gym.make_vec("RecSimEnv-v1", num_envs=64, vectorization_mode="vector_entry_point", simulator="llm",
                             simulator_kwargs={"compile": args.compile, "device": args.device, "adapter": None}, feedback_mode=mode, user_split="test")
         envs.reset(seed=0)
         rng = np.random.default_rng(0)
@@ -307,7 +307,7 @@ def llm_env_main(args) -> int:
     envs = {}
     for name, kw in variants.items():
         for mode in ("page", "feed"):
-            envs[name, mode] = gym.make_vec("RecSimEnv-v0", num_envs=n, vectorization_mode="vector_entry_point", simulator="llm",
+            envs[name, mode] = gym.make_vec("RecSimEnv-v1", num_envs=n, vectorization_mode="vector_entry_point", simulator="llm",
                                             simulator_kwargs={**kw, "dtype": dtype}, feedback_mode=mode, user_split="test")
             envs[name, mode].reset(seed=0)
     steps = {"decision heads (default)": args.env_steps * 10, "answer letters, S-GRPO adapter": args.env_steps}
@@ -384,8 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         return llm_env_main(args)
     sizes = [int(s) for s in args.sizes.split(",")]
     kw = dict(feedback_mode=args.feedback_mode, slate_size=10)
-    single = gym.make("RecSimEnv-v0", **kw)
-    vecs = {n: gym.make_vec("RecSimEnv-v0", num_envs=n, vectorization_mode="vector_entry_point", **kw) for n in sizes}
+    single = gym.make("RecSimEnv-v1", **kw)
+    vecs = {n: gym.make_vec("RecSimEnv-v1", num_envs=n, vectorization_mode="vector_entry_point", **kw) for n in sizes}
     rng = np.random.default_rng(0)
     samples: dict[str, list[float]] = {"single": []} | {f"vector N={n}": [] for n in sizes}
     for _ in tqdm(range(args.rounds), desc="rounds"):
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     base = med["single"]
     cmd = f"python -m benchmarks.throughput --sizes {args.sizes} --seconds {args.seconds} --rounds {args.rounds} --feedback-mode {args.feedback_mode}"
     lines = [
-        "# RecSimEnv-v0 throughput (ml-100k, data-fitted simulator, slate 10, feedback_mode=" + args.feedback_mode + ")",
+        "# RecSimEnv-v1 throughput (ml-100k, data-fitted simulator, slate 10, feedback_mode=" + args.feedback_mode + ")",
         "", f"Command: `{cmd}`", "",
         f"Machine: {cpu_model()} ({platform.machine()}), {__import__('os').cpu_count()} cores. "
         f"Median of {args.rounds} interleaved rounds of {args.seconds:.0f} s.", "",
@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("num_envs")
     ax.set_ylabel("env-steps / s")
-    ax.set_title("RecSimEnv-v0 throughput, ml-100k, fitted simulator")
+    ax.set_title("RecSimEnv-v1 throughput, ml-100k, fitted simulator")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=120)

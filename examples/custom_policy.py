@@ -1,4 +1,4 @@
-"""Plug your own recommender policy into RecSimEnv-v0 and compare it with the built-in ones.
+"""Plug your own recommender policy into RecSimEnv-v1 and compare it with the built-in ones.
 
 A policy is any object with ``act(observation, info) -> slate`` (or a plain function ``observation -> slate``). This
 one ranks the catalogue by how well each item matches the user's taste profile (the observation's ``profile``, over
@@ -14,7 +14,7 @@ import argparse
 import gymnasium as gym
 import numpy as np
 
-import recsim_env  # noqa: F401  (registers RecSimEnv-v0)
+import recsim_env  # noqa: F401  (registers RecSimEnv-v0 and -v1)
 from agents.heuristics import RandomPolicy
 from benchmarks.rollout import compare_policies, print_summary
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--feedback-mode", default="page", choices=["page", "feed"])
     args = p.parse_args(argv)
-    make_env = lambda: gym.make("RecSimEnv-v0", feedback_mode=args.feedback_mode, user_split="test")  # noqa: E731
+    make_env = lambda: gym.make("RecSimEnv-v1", feedback_mode=args.feedback_mode, user_split="test")  # noqa: E731
     policies = {"random": lambda env, seed: RandomPolicy(env, seed), "taste match (yours)": lambda env, seed: TasteMatch(env)}
     print_summary(compare_policies(policies, make_env, args.episodes, seeds=[0], progress=False))
     return 0

@@ -1,5 +1,5 @@
 """A RecBole backbone as the recommender: train SASRec (or any RecBole model) on the env's train users with RecBole's
-own trainer, then let it recommend to held-out test users in RecSimEnv-v0, beside popularity and random.
+own trainer, then let it recommend to held-out test users in RecSimEnv-v1, beside popularity and random.
 
 The model reads each user's memory in the observation (``history_items``) as its item sequence; the weights are cached
 (``$RECSIM_CACHE/recbole``), so a second run loads them.
@@ -13,7 +13,7 @@ import argparse
 
 import gymnasium as gym
 
-import recsim_env  # noqa: F401  (registers RecSimEnv-v0)
+import recsim_env  # noqa: F401  (registers RecSimEnv-v0 and -v1)
 from agents.heuristics import PopularityPolicy, RandomPolicy
 from agents.recbole_policy import RecBoleConfig, RecBolePolicy
 from benchmarks.rollout import compare_policies, print_summary
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     backbone = RecBolePolicy.train(args.model, config=RecBoleConfig(epochs=args.epochs), progress=False, verbose=False)
     policies = {"random": lambda env, seed: RandomPolicy(env, seed), "popularity": lambda env, seed: PopularityPolicy(env),
                 f"RecBole {args.model}": lambda env, seed: backbone.bind(env)}
-    make_env = lambda: gym.make("RecSimEnv-v0", user_split="test")  # noqa: E731
+    make_env = lambda: gym.make("RecSimEnv-v1", user_split="test")  # noqa: E731
     print_summary(compare_policies(policies, make_env, args.episodes, seeds=[0], progress=False))
     return 0
 

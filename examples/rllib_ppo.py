@@ -1,4 +1,4 @@
-"""RLlib PPO (new API stack) on RecSimEnv-v0 with 2 env runners, Ray kept on loopback.
+"""RLlib PPO (new API stack) on RecSimEnv-v1 with 2 env runners, Ray kept on loopback.
 
 Needs an environment with ``ray[rllib]`` (``make rllib-venv`` builds ``.venv-rllib``: ray 2.60 pins gymnasium 1.2.2,
 so it does not share the main virtualenv). RecSimEnv's Dict observation goes through RLlib's own
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         config = (
             PPOConfig()
-            .environment("recsim_env:RecSimEnv-v0", env_config={"action_mode": "candidates", "num_candidates": 20,
+            .environment("recsim_env:RecSimEnv-v1", env_config={"action_mode": "candidates", "num_candidates": 20,
                                                                 "slate_size": 5, "max_episode_steps": 20})
             .env_runners(num_env_runners=args.env_runners, num_envs_per_env_runner=1,
                          env_to_module_connector=lambda env, spaces=None, device=None: FlattenObservations())

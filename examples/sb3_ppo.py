@@ -1,4 +1,4 @@
-"""Train a Stable-Baselines3 PPO recommender on RecSimEnv-v0 (candidates mode, the data-fitted user) and evaluate it
+"""Train a Stable-Baselines3 PPO recommender on RecSimEnv-v1 (candidates mode, the data-fitted user) and evaluate it
 against random slates on held-out test users.
 
 The agent scores the env's candidate items with a small network (``agents.sb3_features.CandidateScorer``) and builds
@@ -15,7 +15,7 @@ import tempfile
 
 import gymnasium as gym
 
-import recsim_env  # noqa: F401  (registers RecSimEnv-v0)
+import recsim_env  # noqa: F401  (registers RecSimEnv-v0 and -v1)
 from agents.heuristics import RandomPolicy
 from benchmarks.rollout import compare_policies, print_summary
 from agents.sb3_agents import AgentConfig, SB3Policy, train_agent
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     config = AgentConfig(algo="ppo", total_timesteps=args.timesteps, env_kwargs={"action_mode": "candidates"},
                          algo_kwargs={"n_steps": 256, "batch_size": 64} if args.timesteps < 2048 else {})
     train_agent(config, out, progress=False)
-    make_env = lambda: gym.make("RecSimEnv-v0", action_mode="candidates", user_split="test")  # noqa: E731
+    make_env = lambda: gym.make("RecSimEnv-v1", action_mode="candidates", user_split="test")  # noqa: E731
     policies = {"random candidates": lambda env, seed: RandomPolicy(env, seed),
                 "PPO": lambda env, seed: SB3Policy.load(out).bind(env)}  # it fills slates pick by pick from env's candidates
     print_summary(compare_policies(policies, make_env, args.episodes, seeds=[0], progress=False))

@@ -22,7 +22,7 @@ def cmd_train_agent(args: argparse.Namespace) -> int:
     config = AgentConfig(algo=args.algo, total_timesteps=args.timesteps, seed=args.seed, env_kwargs=env_kwargs,
                          policy=args.agent_policy)
     train_agent(config, args.out)
-    env = gym.make("RecSimEnv-v0", **{**env_kwargs, "user_split": "valid"})
+    env = gym.make("RecSimEnv-v1", **{**env_kwargs, "user_split": "valid"})
     metrics = rollout(env, SB3Policy.load(args.out).bind(env), episodes=20, seed=10_000, desc="valid users").metrics()
     print(f"saved {args.out}/model.zip; valid users, 20 episodes: return {metrics['return']:.2f}, "
           f"click rate {metrics['click_rate']:.3f}. Evaluate: recsim rollout --policy {args.algo}:{args.out} "

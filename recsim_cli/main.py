@@ -14,7 +14,7 @@ __all__ = ["main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recsim", description="RecSimEnv-v0: roll out recommender policies, train agents and user simulators, measure simulator fidelity.")
+    parser = argparse.ArgumentParser(prog="recsim", description="RecSimEnv-v1: roll out recommender policies, train agents and user simulators, measure simulator fidelity.")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in (rollout, agents, simulators, data, perception):
         module.add_parsers(sub)

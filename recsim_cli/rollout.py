@@ -1,4 +1,4 @@
-"""``recsim demo`` and ``recsim rollout``: policies rolled out on RecSimEnv-v0."""
+"""``recsim demo`` and ``recsim rollout``: policies rolled out on RecSimEnv-v1."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import gymnasium as gym
 
-import recsim_env  # noqa: F401  (registers RecSimEnv-v0)
+import recsim_env  # noqa: F401  (registers RecSimEnv-v0 and -v1)
 from agents.sb3_agents import ALGOS
 from recsim_cli.errors import UsageError, check_writable
 
@@ -20,7 +20,7 @@ RECBOLE_NAMES = {"bpr": "BPR", "lightgcn": "LightGCN", "sasrec": "SASRec", "gru4
 
 
 def _policy(name: str, env: gym.Env, seed: int = 0, args: argparse.Namespace | None = None):
-    from agents.heuristics import ContentPolicy, PopularityPolicy, RandomPolicy
+    from agents.heuristics import ContentPolicy, LogReplayPolicy, PopularityPolicy, RandomPolicy
 
     if name == "random":
         return RandomPolicy(env, seed=seed)
@@ -32,6 +32,8 @@ def _policy(name: str, env: gym.Env, seed: int = 0, args: argparse.Namespace | N
         return RerankPolicy(env, _policy(name[len("rerank-"):], env, seed, args), seed=seed)
     if name in ("popular", "popularity"):
         return PopularityPolicy(env)
+    if name == "log-replay":  # the user's own logged next items
+        return LogReplayPolicy(env)
     if name.lower() in RECBOLE_NAMES or name.startswith("recbole:"):  # recbole:<any RecBole model>
         from agents.recbole_policy import RecBoleConfig, RecBolePolicy
 
@@ -61,7 +63,7 @@ def _check_policy_name(name: str) -> None:
     """Raise the UsageError ``_policy`` would raise for ``name``, without building anything."""
     base = name[len("rerank-"):] if name.startswith("rerank-") else name
     algo = base.partition(":")[0]
-    if base in ("random", "content", "popular", "popularity") or base.lower() in RECBOLE_NAMES or algo in ALGOS or algo == "recbole":
+    if base in ("random", "content", "popular", "popularity", "log-replay") or base.lower() in RECBOLE_NAMES or algo in ALGOS or algo == "recbole":
         return
     if ":" in base:
         _external_policy(base)
@@ -70,7 +72,7 @@ def _check_policy_name(name: str) -> None:
 
 
 def _unknown_policy(name: str) -> str:
-    return (f"Unknown policy {name!r}: use random, popular, content, {', '.join(RECBOLE_NAMES)}, recbole:<Model>, "
+    return (f"Unknown policy {name!r}: use random, popular, content, log-replay, {', '.join(RECBOLE_NAMES)}, recbole:<Model>, "
             f"{', '.join(ALGOS)} (or <algo>:<folder of a saved agent>), rerank-<backbone>, or module:attribute.")
 
 
@@ -129,7 +131,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         check_writable(args.out)
 
     def env_factory():
-        return gym.make("RecSimEnv-v0", **make_env_kwargs(args))
+        return gym.make(args.env, **make_env_kwargs(args))
 
     env_factory().close()  # bad env arguments fail here, before any policy is trained
     policies = {name: (lambda env, seed, name=name: _policy(name, env, seed, args)) for name in names}
@@ -143,7 +145,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         command = args.command_line if args.command == "rollout" else "recsim demo"
         write_results(
             results, args.out, command,
-            f"RecSimEnv-v0 rollouts ({args.dataset}, {args.feedback_mode} mode, {args.simulator} simulator)",
+            f"{args.env} rollouts ({args.dataset}, {args.feedback_mode} mode, {args.simulator} simulator)",
         )
         print(f"wrote {args.out}/results.{{json,md,png}}")
     return 0
@@ -151,7 +153,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     for mode in ("feed", "page"):
-        print(f"\n== RecSimEnv-v0, ml-100k test users, feedback_mode={mode}, data-fitted simulator ==")
+        print(f"\n== {args.env}, ml-100k test users, feedback_mode={mode}, data-fitted simulator ==")
         args.feedback_mode = mode
         cmd_rollout(args)
     if args.llm_users:
@@ -164,7 +166,9 @@ def add_parsers(sub) -> None:
                               ("rollout", "roll out policies", cmd_rollout)):
         p = sub.add_parser(name, help=help_)
         p.set_defaults(func=func)
-        p.add_argument("--policy", default="random,popular", help="comma-separated: random, popular, content, bpr, lightgcn, sasrec, gru4rec, narm, recbole:<Model>, ppo, a2c, dqn, maskable_ppo, <algo>:<agent folder>, rerank-<backbone>, module:attr")
+        p.add_argument("--policy", default="random,popular", help="comma-separated: random, popular, content, log-replay (the user's logged next items), bpr, lightgcn, sasrec, gru4rec, narm, recbole:<Model>, ppo, a2c, dqn, maskable_ppo, <algo>:<agent folder>, rerank-<backbone>, module:attr")
+        p.add_argument("--env", default=recsim_env.ENV_ID, choices=["RecSimEnv-v1", "RecSimEnv-v0"],
+                       help="v1: sessions end by the leaving model fitted on real sessions; v0: when patience is spent")
         p.add_argument("--dataset", default="ml-100k")
         p.add_argument("--simulator", default="fitted", choices=["fitted", "llm"], help="user simulator of the env")
         p.add_argument("--simulator-model", default=None, help="llm: model name or checkpoint dir (default smollm2-135m)")
@@ -194,7 +198,7 @@ def llm_demo(n_users: int, seed: int) -> None:
     from agents.heuristics import PopularityPolicy
 
     env = gym.make(
-        "RecSimEnv-v0", simulator="llm", simulator_kwargs={"explain": "negative"}, feedback_mode="feed",
+        "RecSimEnv-v1", simulator="llm", simulator_kwargs={"explain": "negative"}, feedback_mode="feed",
         slate_size=5, user_split="test",
     )
     core = env.unwrapped
@@ -212,6 +216,9 @@ def llm_demo(n_users: int, seed: int) -> None:
         fb = info["feedback"]
         for k, p_skip in enumerate(info["skip_probs"]):
             title = core.simulator.scenes.item_texts[fb["item_id"][k]].split(" (")[0]
+            if not fb["played"][k]:
+                print(f"  {title[:38]:<38} P(skip)={p_skip:.2f} -> not seen (the user left before it)")
+                continue
             verdict = (f"skips ({fb['reason_class'][k] or 'low rating'})" if fb["skipped"][k]
                        else f"watches, rates {fb['rating'][k]:.0f}")
             print(f"  {title[:38]:<38} P(skip)={p_skip:.2f} -> {verdict}")

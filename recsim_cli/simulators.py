@@ -102,7 +102,7 @@ def cmd_serve_simulator(args: argparse.Namespace) -> int:
     server = start_server(args.model, args.adapter, port=args.port, python=args.python, dtype=args.dtype)
     kwargs = {"heads": None, "adapter": args.adapter, "backend": "vllm", "base_url": server.url}
     print(f"vLLM server for {server.model} at {server.url} (pid {server.pid}, log {server.log}).\n"
-          f"Use it: gym.make(\"RecSimEnv-v0\", simulator=\"llm\", simulator_kwargs={kwargs!r})\nCtrl-C stops it.", flush=True)
+          f"Use it: gym.make(\"RecSimEnv-v1\", simulator=\"llm\", simulator_kwargs={kwargs!r})\nCtrl-C stops it.", flush=True)
     try:
         while True:
             time.sleep(3600)

@@ -18,6 +18,7 @@ from recsim_env.candidates import CandidateGenerator, MixedCandidates
 from recsim_env.data import Dataset, load_dataset
 from recsim_env.features import item_features, taste_profiles, user_features
 from recsim_env.rewards import REWARD_TERMS, RewardWeights, reward_terms
+from recsim_env.sessions import LeaveModel, fitted_leave_model
 from recsim_env.validation import check_int, check_real, coerce_fields
 from simulators.base import SimulationRequest, UserSimulator
 
@@ -72,6 +73,7 @@ class EnvConfig:
     dynamics: UserDynamics | dict | None = None
     max_episode_steps: int | None = None
     profile_decay: float = 0.9
+    session_end: str | LeaveModel = "patience"
 
     def __post_init__(self) -> None:
         if not isinstance(self.dataset, (str, os.PathLike, Dataset)):
@@ -95,6 +97,9 @@ class EnvConfig:
         if self.max_episode_steps is not None:
             self.max_episode_steps = check_int("max_episode_steps", self.max_episode_steps, 1)
         self.profile_decay = check_real("profile_decay", self.profile_decay, 0.0, 1.0, low_open=True)
+        if not (isinstance(self.session_end, LeaveModel) or self.session_end in ("patience", "fitted")):
+            raise ValueError(f"session_end must be 'patience' (v0: patience spent), 'fitted' (v1: the leaving model fitted "
+                             f"on the dataset's sessions) or a recsim_env.sessions.LeaveModel, got {self.session_end!r}.")
         self.reward_weights = coerce_fields(RewardWeights, self.reward_weights, "reward_weights")
         self.dynamics = coerce_fields(UserDynamics, self.dynamics, "dynamics")
 
@@ -227,6 +232,12 @@ class SessionBatch:
         self.consumed = np.zeros((n, ds.n_items), dtype=bool)
         self.patience = np.zeros(n)
         self.steps = np.zeros(n, dtype=np.int64)
+        self.session_items = np.zeros(n, dtype=np.int64)  # interactions in this episode (the leaving model's position)
+        self.leave_model = None
+        if config.session_end == "fitted":
+            self.leave_model = fitted_leave_model(ds)
+        elif isinstance(config.session_end, LeaveModel):
+            self.leave_model = config.session_end
         self.candidates = np.zeros((n, config.num_candidates), dtype=np.int64)
         self.weights = config.reward_weights.as_array()
         self.observation_space = self._observation_space()
@@ -299,14 +310,17 @@ class SessionBatch:
             self.simulator.close()
 
     # --------------------------------------------------------------------------------- reset
-    def reset_rows(self, rows: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
-        """Start new sessions: a user from the pool, memory from a random cut of its real history."""
+    def reset_rows(self, rows: np.ndarray, rngs: Sequence[np.random.Generator], user: int | None = None,
+                   cut: int | None = None) -> None:
+        """Start new sessions: a user from the pool, memory from a random cut of its real history (``user`` / ``cut``
+        given: that user, its first ``cut`` interactions; checked by :meth:`check_start`)."""
         ds, H = self.dataset, self.config.memory_size
+        fixed_user, fixed_cut = user, cut
         for row, rng in zip(rows, rngs):
-            user = int(self.user_pool[rng.integers(len(self.user_pool))])
+            user = int(self.user_pool[rng.integers(len(self.user_pool))]) if fixed_user is None else fixed_user
             h = ds.history(user)
             n_hist = h.stop - h.start
-            cut = int(rng.integers(self.config.min_history, n_hist + 1))
+            cut = int(rng.integers(self.config.min_history, n_hist + 1)) if fixed_cut is None else fixed_cut
             idx = np.arange(h.start, h.start + cut)
             recent = idx[-H:]
             self.user[row] = user
@@ -325,8 +339,24 @@ class SessionBatch:
             self.consumed[row, ds.inter_item[idx]] = True
             self.patience[row] = self.config.dynamics.initial
             self.steps[row] = 0
+            self.session_items[row] = 0
         if self.candidates_gen is not None:
             self._refresh_candidates(rows, rngs)
+
+    def check_start(self, user: Any, cut: Any) -> tuple[int, int]:
+        """Validate ``reset(options={"user_index": u, "history_cut": c})``: any user of the dataset (not only the pool
+        of ``user_split``) with at least one interaction, 1 <= cut <= its history length (None: drawn as usual)."""
+        ds = self.dataset
+        u = check_int("options['user_index']", user, 0, ds.n_users - 1)
+        n_hist = int(ds.user_ptr[u + 1] - ds.user_ptr[u])
+        if n_hist == 0:
+            raise ValueError(f"User index {u} has no interactions in {ds.name!r}: its memory would be empty.")
+        if cut is None:
+            if n_hist < self.config.min_history:
+                raise ValueError(f"User index {u} has {n_hist} interactions < min_history={self.config.min_history}: "
+                                 f"pass options['history_cut'] (1..{n_hist}) or lower min_history.")
+            return u, None
+        return u, check_int("options['history_cut']", cut, 1, n_hist)
 
     def _refresh_candidates(self, rows: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
         if len(rows):
@@ -362,6 +392,14 @@ class SessionBatch:
         rating = np.stack([r.rating for r in responses]).astype(np.float64)
         leave = np.array([bool(r.leave) for r in responses])
         errors = np.array([int(r.errors) for r in responses])
+        if self.leave_model is not None:
+            tired = self._leave(rows, played, clicked, skipped, watch, rngs)
+            played[tired["after"]] = False  # feed: the user stopped scrolling; nothing after that item was seen
+            clicked &= played
+            skipped &= played
+            watch[~played] = np.nan
+            rating[~played] = np.nan
+            leave |= tired["left"]
 
         terms = reward_terms(played, clicked, skipped, watch, repeated, ds.thresholds.like_at)
         reward = terms @ self.weights
@@ -372,6 +410,8 @@ class SessionBatch:
         empty = (t["click"] == 0) if c.feedback_mode == "page" else (t["skip"] == played.sum(1))
         patience = self.patience[rows] + dyn.like_gain * t["like"] - dyn.skip_cost * t["skip"] - dyn.empty_page_cost * empty
         patience = np.minimum(patience, dyn.maximum)
+        if self.leave_model is not None:  # v1: the leaving model ends sessions; patience is not used
+            patience = self.patience[rows]
         self.patience[rows] = np.maximum(patience, 0.0)
         self.steps[rows] += 1
         terminated = (patience <= 0) | leave
@@ -394,6 +434,36 @@ class SessionBatch:
             errors=errors, users=self.user[rows].copy(),
         )
 
+    def _leave(self, rows: np.ndarray, played: np.ndarray, clicked: np.ndarray, skipped: np.ndarray, watch: np.ndarray,
+               rngs: Sequence[np.random.Generator]) -> dict[str, np.ndarray]:
+        """The leaving model's draw (``session_end`` 'fitted' or a LeaveModel): after each interaction the user leaves
+        with the model's hazard. Feed: every played item, in order; the user leaves after the first hit and the later
+        items are not seen ("after" marks them). Page: the step is one interaction, the clicked item, or, on a page
+        with no click, a disliked one. Disliked = fast-skipped, liked = watch ratio >= the like threshold.
+        One uniform per slot from each row's generator, drawn whatever happens (same seed, same trajectory)."""
+        K = played.shape[1]
+        like_at = self.dataset.thresholds.like_at
+        u = np.stack([rng.random(K) for rng in rngs])
+        pos0, ten0 = self.session_items[rows], self.hist_count[rows]
+        if self.config.feedback_mode == "feed":
+            liked = played & ~skipped & (np.nan_to_num(watch, nan=-1.0) >= like_at)
+            k = np.arange(K)[None]
+            h = self.leave_model.hazard(pos0[:, None] + k, skipped, liked, ten0[:, None] + k)
+            hit = played & (u < h)
+            left = hit.any(1)
+            first = np.where(left, hit.argmax(1), K)
+            after = k > first[:, None]
+            self.session_items[rows] += (played & ~after).sum(1)
+            return {"left": left, "after": after}
+        hit_any = clicked.any(1)
+        j = clicked.argmax(1)
+        w = np.nan_to_num(watch[np.arange(len(rows)), j], nan=-1.0)
+        disliked = ~hit_any | skipped[np.arange(len(rows)), j]
+        liked = hit_any & ~disliked & (w >= like_at)
+        left = u[:, 0] < self.leave_model.hazard(pos0, disliked, liked, ten0)
+        self.session_items[rows] += 1
+        return {"left": left, "after": np.zeros_like(played)}
+
     def _remember(
         self, rows: np.ndarray, items: np.ndarray, played: np.ndarray, clicked: np.ndarray, skipped: np.ndarray,
         watch: np.ndarray,
@@ -402,12 +472,21 @@ class SessionBatch:
         H = self.config.memory_size
         if self.config.feedback_mode == "feed":
             K = items.shape[1]
-            new_items, new_ratio, new_skip = items, watch, skipped
-            new_time = np.full(items.shape, np.nan)
-            for arr, new in ((self.hist, new_items), (self.hist_ratio, new_ratio), (self.hist_skipped, new_skip), (self.hist_time, new_time)):
-                arr[rows] = new[:, -H:] if K >= H else np.concatenate([arr[rows, K:], new], 1)
-            self.hist_count[rows] += K
-            self.consumed[rows[:, None], items] = True
+            seen = played.sum(1)  # played items are a prefix of the slate (a user who left stopped scrolling)
+            full = seen == K
+            if full.all():
+                new_time = np.full(items.shape, np.nan)
+                for arr, new in ((self.hist, items), (self.hist_ratio, watch), (self.hist_skipped, skipped), (self.hist_time, new_time)):
+                    arr[rows] = new[:, -H:] if K >= H else np.concatenate([arr[rows, K:], new], 1)
+            else:
+                for i, r in enumerate(rows):
+                    m = int(seen[i])
+                    for arr, new in ((self.hist, items[i]), (self.hist_ratio, watch[i]), (self.hist_skipped, skipped[i]),
+                                     (self.hist_time, np.full(K, np.nan))):
+                        arr[r] = np.concatenate([arr[r], new[:m]])[-H:]
+            self.hist_count[rows] += seen
+            i, k = np.nonzero(played)
+            self.consumed[rows[i], items[i, k]] = True
             return
         hit = clicked.any(1)
         r = rows[hit]

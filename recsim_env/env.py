@@ -93,10 +93,19 @@ class RecSimEnv(gym.Env):
     Random user of ``user_split`` and random cut of its real history; patience ``dynamics.initial``.
 
     ## Episode End
-    Terminated when patience reaches 0 or the simulator says the user leaves. Truncated after
-    ``max_episode_steps`` (``gym.make`` adds ``TimeLimit(100)`` by default). Stepping an ended episode
-    (terminated, or truncated by ``max_episode_steps``) without ``reset()`` raises ``RuntimeError``.
-    ``reset(options=...)`` takes no options: any given raise ``ValueError``.
+    Terminated when the user leaves: ``session_end="patience"`` (v0): patience reaches 0 (it falls with skips and
+    empty pages, rises with likes: ``dynamics``); ``session_end="fitted"`` (v1): after each interaction the user
+    leaves with the hazard of the leaving model fitted on the dataset's train users' real sessions
+    (``recsim_env.sessions.LeaveModel``: position in the session, disliked / liked, the user's tenure; never below
+    ``MIN_HAZARD`` = 0.001, so the user tires under any policy); in feed mode a user who leaves after item k has not
+    seen the items after it (``played`` False there), in page mode a page without a click counts as a disliked
+    interaction; patience is then not used (it stays at ``dynamics.initial``). A ``LeaveModel`` object can be passed
+    instead. Either way the simulator can also say the user leaves. Truncated after ``max_episode_steps``
+    (``gym.make`` adds ``TimeLimit(100)`` by default). Stepping an ended episode (terminated, or truncated by
+    ``max_episode_steps``) without ``reset()`` raises ``RuntimeError``.
+    ``reset(options={"user_index": u, "history_cut": c})`` starts the episode with dataset user ``u`` (any split) and
+    its first ``c`` logged interactions as the past (both optional; ``history_cut`` needs ``user_index``), e.g. to
+    replay held-out sessions; other options raise ``ValueError``.
 
     ## Info
     The same keys at reset and at every step (numpy scalars and arrays; NaN where not known, e.g. at reset):
@@ -122,10 +131,14 @@ class RecSimEnv(gym.Env):
     ``slate_size`` (10), ``num_candidates`` (50), ``candidate_generator`` (default
     ``MixedCandidates``: popular, collaborative, random), ``user_split`` ("train"), ``memory_size``
     (30), ``min_history`` (5), ``reward_weights``, ``dynamics`` (``UserDynamics`` or dict),
-    ``max_episode_steps`` (None: rely on the TimeLimit wrapper), ``profile_decay`` (0.9).
+    ``max_episode_steps`` (None: rely on the TimeLimit wrapper), ``profile_decay`` (0.9), ``session_end``
+    ("patience" in v0, "fitted" in v1, or a ``LeaveModel``).
 
     ## Version History
-    * v0: initial version.
+    * v1: sessions end by the leaving model fitted on the dataset's real sessions (``session_end="fitted"``); v0's
+      patience left users in page mode for ~100 steps and ended random feed sessions after ~2 steps, neither grounded
+      in data (``benchmarks/results/sessions.md``).
+    * v0: initial version (``session_end="patience"``).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -146,10 +159,17 @@ class RecSimEnv(gym.Env):
         self._last_info: dict[str, Any] | None = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
-        if options:
-            raise ValueError(f"RecSimEnv.reset takes no options, got {sorted(options)}.")
+        options = dict(options or {})
+        unknown = sorted(set(options) - {"user_index", "history_cut"})
+        if unknown:
+            raise ValueError(f"RecSimEnv.reset understands options 'user_index' and 'history_cut', got {unknown}.")
+        if "history_cut" in options and "user_index" not in options:
+            raise ValueError("options['history_cut'] needs options['user_index'] (whose history to cut).")
+        user = cut = None
+        if "user_index" in options:
+            user, cut = self.batch.check_start(options["user_index"], options.get("history_cut"))
         super().reset(seed=seed)
-        self.batch.reset_rows(self._rows, [self.np_random])
+        self.batch.reset_rows(self._rows, [self.np_random], user=user, cut=cut)
         self._started = True
         self._ended = False
         self._last_info = None

@@ -11,7 +11,7 @@ import numpy as np
 
 from recsim_env.data import Dataset
 
-__all__ = ["LeaveModel", "ks_distance", "leave_hazard", "session_lengths", "sessions"]
+__all__ = ["FEATURES", "MIN_HAZARD", "LeaveModel", "fitted_leave_model", "ks_distance", "leave_hazard", "session_lengths", "sessions"]
 
 
 def sessions(dataset: Dataset, gap_seconds: float, users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -55,60 +55,114 @@ def leave_hazard(dataset: Dataset, gap_seconds: float, users: np.ndarray | None 
     return {name: {"hazard": float(last[m].mean()) if m.any() else float("nan"), "n": int(m.sum())} for name, m in groups.items()}
 
 
-def _features(position: np.ndarray, rating: np.ndarray) -> np.ndarray:
-    """Leaving-model inputs after an interaction: 1, log(1 + position in session), disliked, liked."""
-    return np.stack([np.ones(len(position)), np.log1p(position), rating <= 2, rating >= 4], 1).astype(np.float64)
+MIN_HAZARD = 1e-3  # every interaction ends the session with at least this probability: a user always tires
+
+
+def _features(position: np.ndarray, disliked: np.ndarray, liked: np.ndarray, tenure: np.ndarray) -> np.ndarray:
+    """Leaving-model inputs after an interaction: 1, log(1 + position in session), disliked, liked,
+    log(1 + the user's interactions before this one), first of its session."""
+    position = np.asarray(position)
+    return np.stack([np.ones(len(position)), np.log1p(position), disliked, liked, np.log1p(tenure), position == 0],
+                    1).astype(np.float64)
+
+
+FEATURES = ("1", "log(1+pos)", "disliked", "liked", "log(1+tenure)", "first")
+
+
+def _judged(dataset: Dataset, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(disliked, liked) of logged interactions, read from watch ratios with the dataset's thresholds (MovieLens:
+    rating <= 2 is a fast skip, rating >= 4 a like)."""
+    ratio = dataset.inter_watch_ratio[idx]
+    return ratio < dataset.thresholds.skip_below, ratio >= dataset.thresholds.like_at
 
 
 class LeaveModel:
-    """P(a session ends right after an interaction) = sigmoid(w . [1, log(1 + position), disliked, liked]), fitted
-    by maximum likelihood on the sessions of the given users (``constant=True``: the intercept alone, a geometric
-    session length, as the baseline)."""
+    """P(a session ends right after an interaction) = max(MIN_HAZARD, sigmoid(w . x)) with x = ``FEATURES``:
+    position in the session, whether the item was disliked (fast-skipped) or liked, the user's tenure (how many
+    interactions it had before) and a first-item flag. Fitted by maximum likelihood on the sessions of the given users;
+    ``constant=True`` keeps the intercept alone (a geometric session length), the baseline.
+
+    The features were chosen on validation users' sessions (``benchmarks/sessions.py`` reports test users):
+    position alone replays sessions much too short, because early in a user's log (sign-up bursts) sessions are long.
+    ``MIN_HAZARD`` bounds every session: P(still there after n interactions) <= (1 - MIN_HAZARD) ** n."""
 
     def __init__(self, weights: np.ndarray, gap_seconds: float) -> None:
         self.weights = np.asarray(weights, dtype=np.float64)
+        if self.weights.shape != (len(FEATURES),):
+            raise ValueError(f"LeaveModel needs {len(FEATURES)} weights {FEATURES}, got shape {self.weights.shape}.")
         self.gap_seconds = gap_seconds
 
     @classmethod
     def fit(cls, dataset: Dataset, gap_seconds: float, users: np.ndarray, constant: bool = False) -> "LeaveModel":
         from scipy.optimize import minimize
+        from scipy.special import expit
 
-        if not dataset.has_ratings:
-            raise ValueError(f"LeaveModel reads ratings (liked / disliked); {dataset.name} has none.")
         sid, idx = sessions(dataset, gap_seconds, users)
+        if len(sid) == 0:
+            raise ValueError(f"LeaveModel.fit got no interactions of {dataset.name} for the given users.")
         last = np.ones(len(sid), bool)
         last[:-1] = sid[1:] != sid[:-1]
-        x = _features(_positions(sid), dataset.inter_rating[idx])
+        x = _features(_positions(sid), *_judged(dataset, idx), _tenure(dataset, idx))
         if constant:
             x = x[:, :1]
 
         def loss(w):
             z = x @ w
             nll = np.logaddexp(0, z) - last * z
-            grad = x.T @ (1 / (1 + np.exp(-z)) - last)
+            grad = x.T @ (expit(z) - last)
             return nll.sum(), grad
 
         w = minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B").x
-        return cls(np.pad(w, (0, 4 - len(w))), gap_seconds)
+        return cls(np.pad(w, (0, len(FEATURES) - len(w))), gap_seconds)
 
-    def hazard(self, position: np.ndarray, rating: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-_features(np.asarray(position), np.asarray(rating)) @ self.weights))
+    def hazard(self, position: np.ndarray, disliked: np.ndarray, liked: np.ndarray, tenure: np.ndarray) -> np.ndarray:
+        """P(leaving right after each interaction), all arguments broadcast to one shape (rows x items works)."""
+        position, disliked, liked, tenure = np.broadcast_arrays(position, disliked, liked, tenure)
+        shape = position.shape
+        from scipy.special import expit
 
-    def replay(self, dataset: Dataset, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        x = _features(position.ravel(), disliked.ravel(), liked.ravel(), tenure.ravel())
+        return np.maximum(MIN_HAZARD, expit(x @ self.weights)).reshape(shape)
+
+    def replay(self, dataset: Dataset, users: np.ndarray, rng: np.random.Generator, repeats: int = 1) -> np.ndarray:
         """Simulated session lengths under log replay: from each real session start of ``users``, the user meets
         its own next logged items in order and leaves after each with the model's probability (a session still going
-        when the user's log ends is cut there)."""
+        when the user's log ends is cut there); ``repeats`` replays per start, in start order."""
         sid, idx = sessions(dataset, self.gap_seconds, users)
         starts = np.concatenate([[0], np.flatnonzero(np.diff(sid)) + 1])
         who = dataset.inter_user[idx]
         bounds = np.append(np.flatnonzero(who[1:] != who[:-1]) + 1, len(who))  # each user's block ends here
         user_end = bounds[np.searchsorted(bounds, np.arange(len(who)), side="right")]
-        out = np.empty(len(starts), np.int64)
+        disliked, liked = _judged(dataset, idx)
+        tenure = _tenure(dataset, idx)
+        out = np.empty((len(starts), repeats), np.int64)
         for n, s in enumerate(starts):
-            r = dataset.inter_rating[idx[s : user_end[s]]]
-            leave = rng.random(len(r)) < self.hazard(np.arange(len(r)), r)
-            out[n] = (np.argmax(leave) + 1) if leave.any() else len(r)
-        return out
+            e = user_end[s]
+            h = self.hazard(np.arange(e - s), disliked[s:e], liked[s:e], tenure[s:e])
+            for k in range(repeats):
+                leave = rng.random(len(h)) < h
+                out[n, k] = (np.argmax(leave) + 1) if leave.any() else len(h)
+        return out.ravel()
+
+
+def _tenure(dataset: Dataset, idx: np.ndarray) -> np.ndarray:
+    """How many interactions the user had before each of ``idx`` (its index in the user's time-ordered log)."""
+    return idx - dataset.user_ptr[dataset.inter_user[idx]]
+
+
+_FITTED: dict = {}
+
+
+def fitted_leave_model(dataset: Dataset, gap_seconds: float = 3600.0) -> LeaveModel:
+    """The leaving model of ``RecSimEnv-v1``: fitted on the dataset's train users' sessions (gap < ``gap_seconds``),
+    cached per dataset content in this process."""
+    key = (dataset.fingerprint(), gap_seconds)
+    if key not in _FITTED:
+        if np.isnan(dataset.inter_time).any():
+            raise ValueError(f"session_end='fitted' needs timestamps to cut sessions; {dataset.name} has interactions "
+                             f"without one. Use session_end='patience' or pass a LeaveModel.")
+        _FITTED[key] = LeaveModel.fit(dataset, gap_seconds, dataset.users("train"))
+    return _FITTED[key]
 
 
 def _positions(sid: np.ndarray) -> np.ndarray:

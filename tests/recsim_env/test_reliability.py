@@ -136,9 +136,29 @@ def test_stepping_an_ended_episode_raises():
 
 def test_unknown_reset_options_raise():
     env = RecSimEnv(slate_size=3)
-    with pytest.raises(ValueError, match=r"RecSimEnv.reset takes no options, got \['user'\]"):
+    with pytest.raises(ValueError, match=r"understands options 'user_index' and 'history_cut', got \['user'\]"):
         env.reset(seed=0, options={"user": 3})
     env.reset(seed=0, options={})  # an empty dict is no option
+
+
+def test_reset_can_start_a_given_user_at_a_given_cut():
+    env = RecSimEnv(slate_size=3, memory_size=4, user_split="test")
+    ds = env.unwrapped.dataset
+    u = int(ds.users("train")[0])  # any split may be asked for
+    h = ds.history(u)
+    obs, info = env.reset(seed=0, options={"user_index": u, "history_cut": 7})
+    assert info["user_index"] == u
+    assert obs["history_items"].tolist() == ds.inter_item[h.start + 3 : h.start + 7].tolist()
+    assert obs["consumed"].sum() == 7 and obs["consumed"][ds.inter_item[h.start + 7]] == 0
+    obs2, _ = env.reset(seed=5, options={"user_index": u})  # cut drawn, user fixed
+    assert env.unwrapped.batch.user[0] == u
+    for bad, msg in (({"history_cut": 3}, "needs options\\['user_index'\\]"),
+                     ({"user_index": ds.n_users}, "must be in \\[0, "),
+                     ({"user_index": u, "history_cut": 0}, "history_cut'\\] must be in \\[1, "),
+                     ({"user_index": u, "history_cut": h.stop - h.start + 1}, "must be in"),
+                     ({"user_index": 1.5}, "must be an int")):
+        with pytest.raises((ValueError, TypeError), match=msg):
+            env.reset(seed=0, options=bad)
 
 
 # ------------------------------------------------------------------------------------------------ info

@@ -54,9 +54,19 @@ def test_leave_model_learns_a_planted_rule_and_replays_it(tmp_path):
     (d / "rule.inter").write_text("\n".join(rows) + "\n")
     ds = load_dataset(d)
     model = LeaveModel.fit(ds, 3600, np.arange(ds.n_users))
-    assert model.weights[2] > 5 and model.hazard(np.array([3]), np.array([1.0]))[0] > 0.95
-    assert model.hazard(np.array([3]), np.array([5.0]))[0] < 0.05
+    assert model.weights[2] > 5 and model.hazard(3, True, False, 10) > 0.95  # disliked (rating 1): leaves
+    assert model.hazard(3, False, True, 10) < 0.05
+    assert model.hazard(np.array([[0, 1]]), np.array([[True, False]]), False, 4).shape == (1, 2)
     real = session_lengths(ds, 3600)
     assert ks_distance(model.replay(ds, np.arange(ds.n_users), np.random.default_rng(1)), real) < 0.05
     assert ks_distance(np.array([1, 2, 3]), np.array([1, 2, 3])) == 0.0
     assert ks_distance(np.array([1, 1]), np.array([5, 5])) == 1.0
+
+
+def test_hazard_never_falls_below_the_floor_and_weights_are_checked():
+    from recsim_env.sessions import FEATURES, MIN_HAZARD, LeaveModel
+
+    never = LeaveModel(np.r_[-1e3, np.zeros(len(FEATURES) - 1)], 3600)
+    assert np.all(never.hazard(np.arange(5), False, True, 100) == MIN_HAZARD)
+    with pytest.raises(ValueError, match="needs 6 weights"):
+        LeaveModel(np.zeros(4), 3600)
