@@ -471,19 +471,11 @@ class SessionBatch:
         """Append what the user played to its memory: the clicked item (page) or every item (feed)."""
         H = self.config.memory_size
         if self.config.feedback_mode == "feed":
-            K = items.shape[1]
             seen = played.sum(1)  # played items are a prefix of the slate (a user who left stopped scrolling)
-            full = seen == K
-            if full.all():
-                new_time = np.full(items.shape, np.nan)
-                for arr, new in ((self.hist, items), (self.hist_ratio, watch), (self.hist_skipped, skipped), (self.hist_time, new_time)):
-                    arr[rows] = new[:, -H:] if K >= H else np.concatenate([arr[rows, K:], new], 1)
-            else:
-                for i, r in enumerate(rows):
-                    m = int(seen[i])
-                    for arr, new in ((self.hist, items[i]), (self.hist_ratio, watch[i]), (self.hist_skipped, skipped[i]),
-                                     (self.hist_time, np.full(K, np.nan))):
-                        arr[r] = np.concatenate([arr[r], new[:m]])[-H:]
+            keep = seen[:, None] + np.arange(H)[None]  # the last H of memory + the seen items
+            new_time = np.full(items.shape, np.nan)
+            for arr, new in ((self.hist, items), (self.hist_ratio, watch), (self.hist_skipped, skipped), (self.hist_time, new_time)):
+                arr[rows] = np.take_along_axis(np.concatenate([arr[rows], new], 1), keep, 1)
             self.hist_count[rows] += seen
             i, k = np.nonzero(played)
             self.consumed[rows[i], items[i, k]] = True
