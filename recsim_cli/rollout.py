@@ -11,7 +11,7 @@ import recsim_env  # noqa: F401  (registers RecSimEnv-v0 and -v1)
 from agents.sb3_agents import ALGOS
 from recsim_cli.errors import UsageError, check_writable
 
-__all__ = ["add_parsers", "cmd_demo", "cmd_rollout", "make_env_kwargs"]
+__all__ = ["add_env_arguments", "add_parsers", "cmd_demo", "cmd_rollout", "check_policy_name", "make_env_kwargs", "make_policy"]
 
 _TRAINED: dict = {}  # trained backbones / agents, reused across seeds of one command
 
@@ -19,7 +19,8 @@ _TRAINED: dict = {}  # trained backbones / agents, reused across seeds of one co
 RECBOLE_NAMES = {"bpr": "BPR", "lightgcn": "LightGCN", "sasrec": "SASRec", "gru4rec": "GRU4Rec", "narm": "NARM"}
 
 
-def _policy(name: str, env: gym.Env, seed: int = 0, args: argparse.Namespace | None = None):
+def make_policy(name: str, env: gym.Env, seed: int = 0, args: argparse.Namespace | None = None):
+    """The policy a ``--policy`` name means, bound to ``env`` (see ``--policy`` help)."""
     from agents.heuristics import ContentPolicy, LogReplayPolicy, PopularityPolicy, RandomPolicy
 
     if name == "random":
@@ -29,11 +30,17 @@ def _policy(name: str, env: gym.Env, seed: int = 0, args: argparse.Namespace | N
     if name.startswith("rerank-"):  # the env's own simulator re-ranks a backbone
         from agents.rerank import RerankPolicy
 
-        return RerankPolicy(env, _policy(name[len("rerank-"):], env, seed, args), seed=seed)
+        return RerankPolicy(env, make_policy(name[len("rerank-"):], env, seed, args), seed=seed)
     if name in ("popular", "popularity"):
         return PopularityPolicy(env)
     if name == "log-replay":  # the user's own logged next items
         return LogReplayPolicy(env)
+    if name in ("softmax-popular", "softmax-content"):  # stochastic, with propensities (recsim record)
+        from agents.heuristics import SoftmaxPolicy
+
+        scorer = PopularityPolicy(env) if name == "softmax-popular" else ContentPolicy(env)
+        return SoftmaxPolicy(env, scorer, temperature=getattr(args, "temperature", 1.0), epsilon=getattr(args, "epsilon", 0.0),
+                             seed=seed)
     if name.lower() in RECBOLE_NAMES or name.startswith("recbole:"):  # recbole:<any RecBole model>
         from agents.recbole_policy import RecBoleConfig, RecBolePolicy
 
@@ -48,7 +55,7 @@ def _policy(name: str, env: gym.Env, seed: int = 0, args: argparse.Namespace | N
         from agents.sb3_agents import SB3Policy, cached_agent
 
         if path:
-            return SB3Policy.load(path).bind(env)
+            return SB3Policy.load(path, deterministic=not getattr(args, "stochastic", False)).bind(env)
         timesteps, env_kwargs = getattr(args, "agent_timesteps", 60_000), make_env_kwargs(args, training=True)
         key = (algo, timesteps, repr(sorted(env_kwargs.items())))
         if key not in _TRAINED:
@@ -59,11 +66,11 @@ def _policy(name: str, env: gym.Env, seed: int = 0, args: argparse.Namespace | N
     raise UsageError(_unknown_policy(name))
 
 
-def _check_policy_name(name: str) -> None:
+def check_policy_name(name: str) -> None:
     """Raise the UsageError ``_policy`` would raise for ``name``, without building anything."""
     base = name[len("rerank-"):] if name.startswith("rerank-") else name
     algo = base.partition(":")[0]
-    if base in ("random", "content", "popular", "popularity", "log-replay") or base.lower() in RECBOLE_NAMES or algo in ALGOS or algo == "recbole":
+    if base in ("random", "content", "popular", "popularity", "log-replay", "softmax-popular", "softmax-content") or base.lower() in RECBOLE_NAMES or algo in ALGOS or algo == "recbole":
         return
     if ":" in base:
         _external_policy(base)
@@ -72,7 +79,7 @@ def _check_policy_name(name: str) -> None:
 
 
 def _unknown_policy(name: str) -> str:
-    return (f"Unknown policy {name!r}: use random, popular, content, log-replay, {', '.join(RECBOLE_NAMES)}, recbole:<Model>, "
+    return (f"Unknown policy {name!r}: use random, popular, content, log-replay, softmax-popular, softmax-content, {', '.join(RECBOLE_NAMES)}, recbole:<Model>, "
             f"{', '.join(ALGOS)} (or <algo>:<folder of a saved agent>), rerank-<backbone>, or module:attribute.")
 
 
@@ -126,7 +133,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         raise UsageError(f"--policy {args.policy!r}: " + (f"lists {twice} more than once" if twice else "has an empty name")
                          + "; give each policy once, comma-separated.")
     for name in names:  # every policy name is checked before any policy runs
-        _check_policy_name(name)
+        check_policy_name(name)
     if args.out:
         check_writable(args.out)
 
@@ -134,7 +141,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         return gym.make(args.env, **make_env_kwargs(args))
 
     env_factory().close()  # bad env arguments fail here, before any policy is trained
-    policies = {name: (lambda env, seed, name=name: _policy(name, env, seed, args)) for name in names}
+    policies = {name: (lambda env, seed, name=name: make_policy(name, env, seed, args)) for name in names}
     seeds = list(range(args.seeds))
     results = compare_policies(policies, env_factory, args.episodes, seeds)
     keys = ["return", "session_length", "click_rate", "fast_skip_rate", "total_play_rate", "coverage"]
@@ -161,29 +168,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_env_arguments(p: argparse.ArgumentParser) -> None:
+    """The env a command runs (rollout, demo, record)."""
+    p.add_argument("--env", default=recsim_env.ENV_ID, choices=["RecSimEnv-v1", "RecSimEnv-v0"],
+                   help="v1: sessions end by the leaving model fitted on real sessions; v0: when patience is spent")
+    p.add_argument("--dataset", default="ml-100k")
+    p.add_argument("--simulator", default="fitted", choices=["fitted", "llm"], help="user simulator of the env")
+    p.add_argument("--simulator-model", default=None, help="llm: model name or checkpoint dir (default smollm2-135m)")
+    p.add_argument("--simulator-adapter", default=None,
+                   help="llm: adapter dir or shipped name; 'none' = the base model (e.g. smollm2-135m-ml100k-sgrpo, the SFT+S-GRPO adapter)")
+    p.add_argument("--simulator-heads", default=None,
+                   help="llm: decision-heads dir or shipped name; 'none' = the answer letters decide (default on ml-100k: "
+                        "the shipped heads, unless --simulator-adapter is given)")
+    p.add_argument("--simulator-perception", default=None,
+                   help="llm: a `recsim perceive` output folder: item lines carry their video captions")
+    p.add_argument("--feedback-mode", default="feed", choices=["page", "feed"])
+    p.add_argument("--action-mode", default="catalog", choices=["catalog", "candidates"])
+    p.add_argument("--slate-size", type=int, default=10)
+    p.add_argument("--num-candidates", type=int, default=50, help="candidates mode: items offered per step")
+    p.add_argument("--user-split", default="test", choices=["train", "valid", "test", "all"])
+
+
 def add_parsers(sub) -> None:
     for name, help_, func in (("demo", "random vs popularity on ml-100k, both feedback modes", cmd_demo),
                               ("rollout", "roll out policies", cmd_rollout)):
         p = sub.add_parser(name, help=help_)
         p.set_defaults(func=func)
         p.add_argument("--policy", default="random,popular", help="comma-separated: random, popular, content, log-replay (the user's logged next items), bpr, lightgcn, sasrec, gru4rec, narm, recbole:<Model>, ppo, a2c, dqn, maskable_ppo, <algo>:<agent folder>, rerank-<backbone>, module:attr")
-        p.add_argument("--env", default=recsim_env.ENV_ID, choices=["RecSimEnv-v1", "RecSimEnv-v0"],
-                       help="v1: sessions end by the leaving model fitted on real sessions; v0: when patience is spent")
-        p.add_argument("--dataset", default="ml-100k")
-        p.add_argument("--simulator", default="fitted", choices=["fitted", "llm"], help="user simulator of the env")
-        p.add_argument("--simulator-model", default=None, help="llm: model name or checkpoint dir (default smollm2-135m)")
-        p.add_argument("--simulator-adapter", default=None,
-                       help="llm: adapter dir or shipped name; 'none' = the base model (e.g. smollm2-135m-ml100k-sgrpo, the SFT+S-GRPO adapter)")
-        p.add_argument("--simulator-heads", default=None,
-                       help="llm: decision-heads dir or shipped name; 'none' = the answer letters decide (default on ml-100k: "
-                            "the shipped heads, unless --simulator-adapter is given)")
-        p.add_argument("--simulator-perception", default=None,
-                       help="llm: a `recsim perceive` output folder: item lines carry their video captions")
-        p.add_argument("--feedback-mode", default="feed", choices=["page", "feed"])
-        p.add_argument("--action-mode", default="catalog", choices=["catalog", "candidates"])
-        p.add_argument("--slate-size", type=int, default=10)
-        p.add_argument("--num-candidates", type=int, default=50, help="candidates mode: items offered per step")
-        p.add_argument("--user-split", default="test", choices=["train", "valid", "test", "all"])
+        add_env_arguments(p)
         p.add_argument("--episodes", type=int, default=50, help="episodes per seed")
         p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1; metrics get 95%% intervals over seeds")
         p.add_argument("--seed", type=int, default=0, help="seed of the LLM demo users")
