@@ -194,7 +194,7 @@ def add_parsers(sub) -> None:
                               ("rollout", "roll out policies", cmd_rollout)):
         p = sub.add_parser(name, help=help_)
         p.set_defaults(func=func)
-        p.add_argument("--policy", default="random,popular", help="comma-separated: random, popular, content, log-replay (the user's logged next items), bpr, lightgcn, sasrec, gru4rec, narm, recbole:<Model>, ppo, a2c, dqn, maskable_ppo, <algo>:<agent folder>, rerank-<backbone>, module:attr")
+        p.add_argument("--policy", default="random,popular", help="comma-separated: random, popular, content, log-replay (the user's logged next items), softmax-popular, softmax-content (stochastic), bpr, lightgcn, sasrec, gru4rec, narm, recbole:<Model>, ppo, a2c, dqn, maskable_ppo, <algo>:<agent folder>, rerank-<backbone>, module:attr")
         add_env_arguments(p)
         p.add_argument("--episodes", type=int, default=50, help="episodes per seed")
         p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1; metrics get 95%% intervals over seeds")
