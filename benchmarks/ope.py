@@ -165,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{f(t['return'], t['return_ci'])} | {f(e['pdis_return'], e['pdis_return_ci'])} |")
     md += ["", "Reading: where the target is close to the logger (ESS in the hundreds or more) IPS / SNIPS recover the "
            "true first-slate value within their intervals while the naive logged mean does not move with the target; "
-           "a target far from the logger (uniform random over 20 x 19 x 18 ordered slates) leaves few effective samples "
-           "and wide intervals; per-decision IPS of the whole return is unbiased but its variance grows with the "
+           "a target far from the logger (here the sharp softmax over taste) leaves few effective "
+           "samples and wide intervals; per-decision IPS of the whole return is unbiased but its variance grows with the "
            "episode's length. Definitions and intervals: `benchmarks/ope.py`."]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -37,3 +37,10 @@ def test_recbole_backbone_example():
     said = run("recbole_backbone.py", "--model", "BPR", "--epochs", "1", "--episodes", "2")
     for name in ("random", "popularity", "RecBole BPR"):
         assert re.search(rf"^{name}\s+return\s+{NUMBER}", said, re.M), said
+
+
+def test_minari_ope_example(tmp_path, monkeypatch):
+    pytest.importorskip("minari")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    said = run("minari_ope.py", "--episodes", "15")
+    assert re.search(rf"^\s+IPS\s+{NUMBER}", said, re.M) and re.search(rf"^\s+true\s+{NUMBER}", said, re.M), said
