@@ -28,11 +28,10 @@ def summary(lengths: np.ndarray) -> dict[str, float]:
 
 SLATE = 10
 MIN_CUT = 5  # env episodes start after at least this many logged interactions (the env's min_history)
-er_lengths: dict[str, np.ndarray] = {}
 
-
-def env_replay(ds, gap: float, repeats: int) -> dict[str, dict]:
-    """RecSimEnv-v1 under the log-replay policy from the test users' real session starts (module docstring)."""
+def env_replay(ds, gap: float, repeats: int) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
+    """RecSimEnv-v1 under the log-replay policy from the test users' real session starts (module docstring): the
+    summary rows, and the real and simulated lengths."""
     import gymnasium as gym
 
     import recsim_env  # noqa: F401
@@ -61,9 +60,9 @@ def env_replay(ds, gap: float, repeats: int) -> dict[str, dict]:
             sim.append(played)
             real.append(lengths_real[sid[s]])
     real, sim = np.array(real), np.array(sim)
-    er_lengths.update(real=real[::repeats], env=sim)
     return {f"real, test sessions after >= {MIN_CUT} items": summary(real[::repeats]),
-            "RecSimEnv-v1, log-replay policy": {**summary(sim), "ks": ks_distance(sim, real[::repeats])}}
+            "RecSimEnv-v1, log-replay policy": {**summary(sim), "ks": ks_distance(sim, real[::repeats])}}, \
+        {"real": real[::repeats], "env": sim}
 
 
 def policy_lengths(episodes: int) -> dict[tuple[str, str, str], dict[str, float]]:
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     replays = {name: m.replay(ds, ds.users("test"), np.random.default_rng(0), repeats=args.repeats) for name, m in models.items()}
     fits = {name: {"weights": m.weights.tolist(), "ks": ks_distance(replays[name], real), **summary(replays[name])}
             for name, m in models.items()}
-    env_runs = env_replay(ds, gap, args.repeats)
+    env_runs, er_lengths = env_replay(ds, gap, args.repeats)
     policies = policy_lengths(args.episodes)
     cmd = " ".join(["python -m benchmarks.sessions", *(argv if argv is not None else sys.argv[1:])])
     md = [f"# Sessions in the logs ({ds.name})", "", f"Command: `{cmd}`. A session: one user's consecutive interactions "

@@ -343,7 +343,7 @@ class SessionBatch:
         if self.candidates_gen is not None:
             self._refresh_candidates(rows, rngs)
 
-    def check_start(self, user: Any, cut: Any) -> tuple[int, int]:
+    def check_start(self, user: Any, cut: Any) -> tuple[int, int | None]:
         """Validate ``reset(options={"user_index": u, "history_cut": c})``: any user of the dataset (not only the pool
         of ``user_split``) with at least one interaction, 1 <= cut <= its history length (None: drawn as usual)."""
         ds = self.dataset
@@ -408,9 +408,10 @@ class SessionBatch:
         dyn = c.dynamics
         t = dict(zip(REWARD_TERMS, terms.T))
         empty = (t["click"] == 0) if c.feedback_mode == "page" else (t["skip"] == played.sum(1))
-        patience = self.patience[rows] + dyn.like_gain * t["like"] - dyn.skip_cost * t["skip"] - dyn.empty_page_cost * empty
-        patience = np.minimum(patience, dyn.maximum)
-        if self.leave_model is not None:  # v1: the leaving model ends sessions; patience is not used
+        if self.leave_model is None:
+            patience = self.patience[rows] + dyn.like_gain * t["like"] - dyn.skip_cost * t["skip"] - dyn.empty_page_cost * empty
+            patience = np.minimum(patience, dyn.maximum)
+        else:  # v1: the leaving model ends sessions; patience is not used
             patience = self.patience[rows]
         self.patience[rows] = np.maximum(patience, 0.0)
         self.steps[rows] += 1
