@@ -29,6 +29,7 @@ def summary(lengths: np.ndarray) -> dict[str, float]:
 SLATE = 10
 MIN_CUT = 5  # env episodes start after at least this many logged interactions (the env's min_history)
 
+
 def env_replay(ds, gap: float, repeats: int) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
     """RecSimEnv-v1 under the log-replay policy from the test users' real session starts (module docstring): the
     summary rows, and the real and simulated lengths."""
