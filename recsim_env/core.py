@@ -17,10 +17,11 @@ from gymnasium import spaces
 from recsim_env.candidates import CandidateGenerator, MixedCandidates
 from recsim_env.data import Dataset, load_dataset
 from recsim_env.features import item_features, taste_profiles, user_features
+from recsim_env.kernels import leave_draws, remember_feed, remember_page, slate_repeats
 from recsim_env.rewards import REWARD_TERMS, RewardWeights, reward_terms
-from recsim_env.sessions import LeaveModel, fitted_leave_model
+from recsim_env.sessions import MIN_HAZARD, LeaveModel, fitted_leave_model
 from recsim_env.validation import check_int, check_real, coerce_fields
-from simulators.base import SimulationRequest, UserSimulator
+from simulators.base import RequestBatch, UserSimulator, respond_batch
 
 __all__ = ["EnvConfig", "SessionBatch", "StepOutput", "UserDynamics", "empty_feedback", "make_simulator"]
 
@@ -188,8 +189,8 @@ class StepOutput:
     truncated: np.ndarray
     feedback: dict[str, np.ndarray]  # item_id, position, clicked, skipped, played, watch_ratio, rating, reason_* -> (N, K)
     terms: np.ndarray  # (N, len(REWARD_TERMS))
-    choice_probs: list
-    skip_probs: list
+    choice_probs: np.ndarray | None  # (N, K + 1) page mode, None where the simulator gives none
+    skip_probs: np.ndarray | None  # (N, K) feed mode
     errors: np.ndarray
     users: np.ndarray
 
@@ -315,31 +316,30 @@ class SessionBatch:
         """Start new sessions: a user from the pool, memory from a random cut of its real history (``user`` / ``cut``
         given: that user, its first ``cut`` interactions; checked by :meth:`check_start`)."""
         ds, H = self.dataset, self.config.memory_size
-        fixed_user, fixed_cut = user, cut
-        for row, rng in zip(rows, rngs):
-            user = int(self.user_pool[rng.integers(len(self.user_pool))]) if fixed_user is None else fixed_user
-            h = ds.history(user)
-            n_hist = h.stop - h.start
-            cut = int(rng.integers(self.config.min_history, n_hist + 1)) if fixed_cut is None else fixed_cut
-            idx = np.arange(h.start, h.start + cut)
-            recent = idx[-H:]
-            self.user[row] = user
-            self.hist[row] = -1
-            self.hist_ratio[row] = np.nan
-            self.hist_skipped[row] = False
-            self.hist_time[row] = np.nan
-            m = len(recent)
-            self.hist_time[row, H - m :] = ds.inter_time[recent]
-            self.hist[row, H - m :] = ds.inter_item[recent]
-            ratio = ds.inter_watch_ratio[recent]
-            self.hist_ratio[row, H - m :] = ratio
-            self.hist_skipped[row, H - m :] = ratio < ds.thresholds.skip_below
-            self.hist_count[row] = cut
-            self.consumed[row] = False
-            self.consumed[row, ds.inter_item[idx]] = True
-            self.patience[row] = self.config.dynamics.initial
-            self.steps[row] = 0
-            self.session_items[row] = 0
+        rows = np.asarray(rows, dtype=np.int64)
+        users = np.empty(len(rows), np.int64)
+        cuts = np.empty(len(rows), np.int64)
+        for i, rng in enumerate(rngs):  # each row's draws from its own generator, in this order
+            u = int(self.user_pool[rng.integers(len(self.user_pool))]) if user is None else user
+            users[i] = u
+            cuts[i] = int(rng.integers(self.config.min_history, ds.user_ptr[u + 1] - ds.user_ptr[u] + 1)) if cut is None else cut
+        start = ds.user_ptr[users]
+        idx = (start + cuts)[:, None] - H + np.arange(H)  # the last H interactions before the cut, right-aligned
+        real = idx >= start[:, None]
+        safe = np.where(real, idx, 0)
+        ratio = np.where(real, ds.inter_watch_ratio[safe], np.nan)
+        self.user[rows] = users
+        self.hist[rows] = np.where(real, ds.inter_item[safe], -1)
+        self.hist_ratio[rows] = ratio
+        self.hist_skipped[rows] = ratio < ds.thresholds.skip_below  # NaN compares False
+        self.hist_time[rows] = np.where(real, ds.inter_time[safe], np.nan)
+        self.hist_count[rows] = cuts
+        self.consumed[rows] = False
+        owner = np.repeat(rows, cuts)  # every interaction before each row's cut
+        self.consumed[owner, ds.inter_item[np.arange(cuts.sum()) - np.repeat(np.cumsum(cuts) - cuts - start, cuts)]] = True
+        self.patience[rows] = self.config.dynamics.initial
+        self.steps[rows] = 0
+        self.session_items[rows] = 0
         if self.candidates_gen is not None:
             self._refresh_candidates(rows, rngs)
 
@@ -371,128 +371,88 @@ class SessionBatch:
         K = c.slate_size
         n = len(rows)
         items = np.take_along_axis(self.candidates[rows], slates, 1) if c.action_mode == "candidates" else slates
-        dup = (items[:, :, None] == items[:, None, :]) & np.tri(K, K, -1, dtype=bool)[None]
-        repeated = self.consumed[rows[:, None], items] | dup.any(2)
-        requests = [
-            SimulationRequest(
-                user=int(self.user[r]), history_items=self.hist[r], history_watch_ratio=self.hist_ratio[r],
-                history_skipped=self.hist_skipped[r], slate=items[i], repeated=repeated[i],
-                mode=c.feedback_mode, step=int(self.steps[r]), history_time=self.hist_time[r],
-                history_count=int(self.hist_count[r]),
-            )
-            for i, r in enumerate(rows)
-        ]
-        responses = self.simulator.respond(requests, rngs)
-        if len(responses) != n:
-            raise RuntimeError(f"Simulator returned {len(responses)} responses for {n} requests.")
-        played = np.stack([r.played for r in responses]).astype(bool)
-        clicked = np.stack([r.clicked for r in responses]).astype(bool)
-        skipped = np.stack([r.skipped for r in responses]).astype(bool) & played
-        watch = np.stack([r.watch_ratio for r in responses]).astype(np.float64)
-        rating = np.stack([r.rating for r in responses]).astype(np.float64)
-        leave = np.array([bool(r.leave) for r in responses])
-        errors = np.array([int(r.errors) for r in responses])
+        repeated = slate_repeats(self.consumed, rows, items)
+        batch = RequestBatch(
+            user=self.user[rows], history_items=self.hist[rows], history_watch_ratio=self.hist_ratio[rows],
+            history_skipped=self.hist_skipped[rows], slate=items, repeated=repeated, mode=c.feedback_mode,
+            step=self.steps[rows], history_time=self.hist_time[rows], history_count=self.hist_count[rows],
+        )
+        answer = respond_batch(self.simulator, batch, rngs)
+        played = answer.played.astype(bool)
+        clicked = answer.clicked.astype(bool)
+        skipped = answer.skipped.astype(bool) & played
+        watch = answer.watch_ratio.astype(np.float64)
+        rating = answer.rating.astype(np.float64)
+        leave = answer.leave.astype(bool)
         if self.leave_model is not None:
-            tired = self._leave(rows, played, clicked, skipped, watch, rngs)
-            played[tired["after"]] = False  # feed: the user stopped scrolling; nothing after that item was seen
+            left, after = self._leave(rows, played, clicked, skipped, watch, rngs)
+            played &= ~after  # feed: the user stopped scrolling; nothing after that item was seen
             clicked &= played
             skipped &= played
             watch[~played] = np.nan
             rating[~played] = np.nan
-            leave |= tired["left"]
+            leave |= left
 
         terms = reward_terms(played, clicked, skipped, watch, repeated, ds.thresholds.like_at)
         reward = terms @ self.weights
 
         self._remember(rows, items, played, clicked, skipped, watch)
-        dyn = c.dynamics
-        t = dict(zip(REWARD_TERMS, terms.T))
-        empty = (t["click"] == 0) if c.feedback_mode == "page" else (t["skip"] == played.sum(1))
         if self.leave_model is None:
+            dyn = c.dynamics
+            t = dict(zip(REWARD_TERMS, terms.T))
+            empty = (t["click"] == 0) if c.feedback_mode == "page" else (t["skip"] == played.sum(1))
             patience = self.patience[rows] + dyn.like_gain * t["like"] - dyn.skip_cost * t["skip"] - dyn.empty_page_cost * empty
-            patience = np.minimum(patience, dyn.maximum)
+            patience = np.maximum(np.minimum(patience, dyn.maximum), 0.0)
+            self.patience[rows] = patience
+            terminated = (patience <= 0) | leave
         else:  # v1: the leaving model ends sessions; patience is not used
-            patience = self.patience[rows]
-        self.patience[rows] = np.maximum(patience, 0.0)
+            terminated = leave
         self.steps[rows] += 1
-        terminated = (patience <= 0) | leave
         truncated = np.zeros(n, bool) if c.max_episode_steps is None else (self.steps[rows] >= c.max_episode_steps) & ~terminated
         if self.candidates_gen is not None:
             self._refresh_candidates(rows, rngs)
 
-        feedback = empty_feedback(n, K)
         known = played & ~np.isnan(watch)
         rated = ~np.isnan(rating)
-        feedback.update(item_id=items, clicked=clicked, skipped=skipped, played=played, rated=rated,
-                        watch_ratio=np.where(known, watch, -1.0), rating=np.where(rated, rating, -1.0))
-        for i, r in enumerate(responses):
-            for key, values in (("reason_class", r.reason_class), ("reason_text", r.reason_text)):
-                if values is not None:
-                    feedback[key][i] = [v or "" for v in values]
+        feedback = {
+            "item_id": items, "position": np.broadcast_to(np.arange(K, dtype=np.int64), (n, K)).copy(),
+            "clicked": clicked, "skipped": skipped, "played": played, "rated": rated,
+            "watch_ratio": np.where(known, watch, -1.0), "rating": np.where(rated, rating, -1.0),
+        }
+        for key in ("reason_class", "reason_text"):
+            values = getattr(answer, key)
+            feedback[key] = np.full((n, K), "", dtype=object) if values is None else np.where(values == None, "", values)  # noqa: E711
         return StepOutput(
             obs=self.observe(rows), reward=reward, terminated=terminated, truncated=truncated, feedback=feedback,
-            terms=terms, choice_probs=[r.choice_probs for r in responses], skip_probs=[r.skip_probs for r in responses],
-            errors=errors, users=self.user[rows].copy(),
+            terms=terms, choice_probs=answer.choice_probs, skip_probs=answer.skip_probs, errors=answer.errors,
+            users=self.user[rows],
         )
 
     def _leave(self, rows: np.ndarray, played: np.ndarray, clicked: np.ndarray, skipped: np.ndarray, watch: np.ndarray,
-               rngs: Sequence[np.random.Generator]) -> dict[str, np.ndarray]:
-        """The leaving model's draw (``session_end`` 'fitted' or a LeaveModel): after each interaction the user leaves
-        with the model's hazard. Feed: every played item, in order; the user leaves after the first hit and the later
-        items are not seen ("after" marks them). Page: the step is one interaction, the clicked item, or, on a page
-        with no click, a disliked one. Disliked = fast-skipped, liked = watch ratio >= the like threshold.
-        One uniform per slot from each row's generator, drawn whatever happens (same seed, same trajectory)."""
-        K = played.shape[1]
-        like_at = self.dataset.thresholds.like_at
-        u = np.stack([rng.random(K) for rng in rngs])
-        pos0, ten0 = self.session_items[rows], self.hist_count[rows]
-        if self.config.feedback_mode == "feed":
-            liked = played & ~skipped & (np.nan_to_num(watch, nan=-1.0) >= like_at)
-            k = np.arange(K)[None]
-            h = self.leave_model.hazard(pos0[:, None] + k, skipped, liked, ten0[:, None] + k)
-            hit = played & (u < h)
-            left = hit.any(1)
-            first = np.where(left, hit.argmax(1), K)
-            after = k > first[:, None]
-            self.session_items[rows] += (played & ~after).sum(1)
-            return {"left": left, "after": after}
-        hit_any = clicked.any(1)
-        j = clicked.argmax(1)
-        w = np.nan_to_num(watch[np.arange(len(rows)), j], nan=-1.0)
-        disliked = ~hit_any | skipped[np.arange(len(rows)), j]
-        liked = hit_any & ~disliked & (w >= like_at)
-        left = u[:, 0] < self.leave_model.hazard(pos0, disliked, liked, ten0)
-        self.session_items[rows] += 1
-        return {"left": left, "after": np.zeros_like(played)}
+               rngs: Sequence[np.random.Generator]) -> tuple[np.ndarray, np.ndarray]:
+        """The leaving model's draw (``session_end`` 'fitted' or a LeaveModel; :func:`recsim_env.kernels.leave_draws`):
+        after each interaction the user leaves with the model's hazard; in feed mode the items after the one it left
+        on are not seen. One uniform per slot from each row's generator, drawn whatever happens (same seed, same
+        trajectory). Returns (left (N,), after (N, K): the items the user did not see because it left before them)."""
+        u = np.empty(played.shape)
+        for row, rng in zip(u, rngs):
+            rng.random(out=row)
+        position = self.session_items[rows]
+        left, after = leave_draws(u, self.config.feedback_mode == "feed", played, clicked, skipped, watch, position,
+                                  self.hist_count[rows], self.leave_model.weights, MIN_HAZARD,
+                                  float(self.dataset.thresholds.like_at))
+        self.session_items[rows] = position
+        return left, after
 
     def _remember(
         self, rows: np.ndarray, items: np.ndarray, played: np.ndarray, clicked: np.ndarray, skipped: np.ndarray,
         watch: np.ndarray,
     ) -> None:
-        """Append what the user played to its memory: the clicked item (page) or every item (feed)."""
-        H = self.config.memory_size
-        if self.config.feedback_mode == "feed":
-            seen = played.sum(1)  # played items are a prefix of the slate (a user who left stopped scrolling)
-            keep = seen[:, None] + np.arange(H)[None]  # the last H of memory + the seen items
-            new_time = np.full(items.shape, np.nan)
-            for arr, new in ((self.hist, items), (self.hist_ratio, watch), (self.hist_skipped, skipped), (self.hist_time, new_time)):
-                arr[rows] = np.take_along_axis(np.concatenate([arr[rows], new], 1), keep, 1)
-            self.hist_count[rows] += seen
-            i, k = np.nonzero(played)
-            self.consumed[rows[i], items[i, k]] = True
-            return
-        hit = clicked.any(1)
-        r = rows[hit]
-        if len(r) == 0:
-            return
-        pos = clicked[hit].argmax(1)
-        j = np.arange(len(r))
-        item = items[hit][j, pos]
-        new = (item, watch[hit][j, pos], skipped[hit][j, pos], np.full(len(r), np.nan))
-        for arr, col in zip((self.hist, self.hist_ratio, self.hist_skipped, self.hist_time), new):
-            arr[r] = np.concatenate([arr[r, 1:], col[:, None]], 1)
-        self.hist_count[r] += 1
-        self.consumed[r, item] = True
+        """Append what the user played to its memory: the clicked item (page) or every played item (feed; played
+        items are a prefix of the slate, a user who left stopped scrolling)."""
+        remember = remember_feed if self.config.feedback_mode == "feed" else remember_page
+        remember(rows, items, played if self.config.feedback_mode == "feed" else clicked, skipped, watch, self.hist,
+                 self.hist_ratio, self.hist_skipped, self.hist_time, self.hist_count, self.consumed)
 
     # ------------------------------------------------------------------------------ observe
     def observe(self, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -500,12 +460,14 @@ class SessionBatch:
         ratio = self.hist_ratio[rows]
         skipped = self.hist_skipped[rows]
         pos, _, _ = taste_profiles(self.features, hist, ratio, skipped, self.config.profile_decay)
-        present = hist >= 0
-        fb = np.stack([present, skipped & present, np.where(present, np.clip(np.nan_to_num(ratio), 0, MAX_OBS_RATIO), 0.0)], axis=-1)
+        fb = np.zeros(hist.shape + (3,), np.float32)
+        fb[..., 0] = hist >= 0
+        fb[..., 1] = skipped & (hist >= 0)
+        fb[..., 2] = np.minimum(np.fmax(ratio, 0.0), MAX_OBS_RATIO) * (hist >= 0)  # fmax: NaN (unknown) -> 0
         obs = {
             "user": self.user_feats[self.user[rows]],
-            "history_items": hist.copy(),
-            "history_feedback": fb.astype(np.float32),
+            "history_items": hist,
+            "history_feedback": fb,
             "profile": pos.astype(np.float32),
             "patience": self.patience[rows, None].astype(np.float32),
             "step": self.steps[rows, None].astype(np.float32),
@@ -514,6 +476,6 @@ class SessionBatch:
             obs["consumed"] = self.consumed[rows].astype(np.int8)
         else:
             cand = self.candidates[rows]
-            obs["candidates"] = cand.copy()
+            obs["candidates"] = cand
             obs["candidate_features"] = self.item_numeric[cand]
         return obs

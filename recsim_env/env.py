@@ -13,9 +13,9 @@ from recsim_env.rewards import REWARD_TERMS
 __all__ = ["RecSimEnv", "step_info"]
 
 
-def _filled(probs: Any, n: int) -> np.ndarray:
-    """A simulator's distribution as a float64 array of length ``n``; NaN where it gave none."""
-    return np.full(n, np.nan) if probs is None else np.asarray(probs, dtype=np.float64)
+def _filled(probs: np.ndarray | None, i: int, n: int) -> np.ndarray:
+    """Row ``i`` of a simulator's distributions as a float64 array of length ``n``; NaN where it gave none."""
+    return np.full(n, np.nan) if probs is None else np.asarray(probs[i], dtype=np.float64)
 
 
 def step_info(out: StepOutput | None, i: int, batch: SessionBatch) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def step_info(out: StepOutput | None, i: int, batch: SessionBatch) -> dict[str, 
     user = int(batch.user[i]) if out is None else int(out.users[i])
     fb, row = (empty_feedback(1, K), 0) if out is None else (out.feedback, i)
     info: dict[str, Any] = {
-        "feedback": {k: v[row].copy() for k, v in fb.items()},
+        "feedback": {k: v[row] for k, v in fb.items()},  # rows of arrays made for this step: nothing writes them later
         "reward_terms": {name: np.float64(np.nan) for name in REWARD_TERMS},
         "user_index": np.int64(user), "user_id": batch.dataset.user_tokens[user],
         "choice_probs": np.full(K + 1 if page else 0, np.nan), "skip_probs": np.full(0 if page else K, np.nan),
@@ -34,11 +34,11 @@ def step_info(out: StepOutput | None, i: int, batch: SessionBatch) -> dict[str, 
     }
     if out is None:
         return info
-    info["reward_terms"] = {name: np.float64(v) for name, v in zip(REWARD_TERMS, out.terms[i])}
+    info["reward_terms"] = dict(zip(REWARD_TERMS, out.terms[i]))
     if page:
-        info["choice_probs"] = _filled(out.choice_probs[i], K + 1)
+        info["choice_probs"] = _filled(out.choice_probs, i, K + 1)
     else:
-        info["skip_probs"] = _filled(out.skip_probs[i], K)
+        info["skip_probs"] = _filled(out.skip_probs, i, K)
     info["simulator_errors"] = np.int64(out.errors[i])
     return info
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from recsim_env.data import Dataset
+from recsim_env.kernels import profile_sums
 
 __all__ = [
     "CoOccurrence", "ItemFeatures", "co_occurrence", "item_features", "item_stats_without", "recency_weights", "taste_profiles",
@@ -52,6 +54,16 @@ class ItemFeatures:
             [self.text, self.popularity[:, None], self.mean_rating[:, None], np.clip(self.mean_watch_ratio, 0, 10)[:, None]],
             axis=1,
         ).astype(np.float32)
+
+    @cached_property
+    def sparse_text(self) -> tuple[np.ndarray, np.ndarray]:
+        """``text`` as padded sparse rows (index (n_items, P) int64, value (n_items, P) float32; value 0 pads), P the
+        most non-zeros of an item: profiles of a memory sum P entries per item instead of d (ml-100k: ~3 of 82)."""
+        nz = self.text != 0
+        width = max(int(nz.sum(1).max(initial=0)), 1)
+        order = np.argsort(~nz, axis=1, kind="stable")[:, :width]  # the non-zero columns first, in column order
+        value = np.take_along_axis(self.text, order, 1) * np.take_along_axis(nz, order, 1)
+        return order.astype(np.int64), value.astype(np.float32)
 
 
 def _smoothed_mean(values: np.ndarray, items: np.ndarray, n_items: int, prior_weight: float) -> np.ndarray:
@@ -193,20 +205,28 @@ class CoOccurrence:
         they are left out, so the fit sees the affinity a held-out user would.
         """
         safe = np.maximum(hist, 0)
+        if own_pairs is None:
+            return self.normalized[safe[:, :, None], items[:, None, :]]
         pair = self.counts[safe[:, :, None], items[:, None, :]]
         n_h = self.users[safe].astype(np.float64)
         n_c = self.users[items].astype(np.float64)
-        if own_pairs is not None:
-            pair = pair - own_pairs
-            n_h = n_h - own_hist
-            n_c = n_c - own_items
-        return pair / np.sqrt(np.maximum(n_h, 1.0)[:, :, None] * np.maximum(n_c, 1.0)[:, None, :])
+        return self._normalize(pair - own_pairs, n_h - own_hist, n_c - own_items)
+
+    @staticmethod
+    def _normalize(pair: np.ndarray, n_h: np.ndarray, n_c: np.ndarray) -> np.ndarray:
+        return pair / np.sqrt(np.maximum(n_h, 1.0)[..., :, None] * np.maximum(n_c, 1.0)[..., None, :])
+
+    @cached_property
+    def normalized(self) -> np.ndarray:
+        """(n_items, n_items) float32 ``counts[i, j] / sqrt(users[i] * users[j])`` (users floored at 1), computed once."""
+        users = self.users.astype(np.float64)
+        return self._normalize(self.counts, users, users).astype(np.float32)
 
     @staticmethod
     def weighted(pairs: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """(N, C) mean of :meth:`pair_affinity` over the memory with ``weights`` (N, H); 0 for an empty memory."""
         total = weights.sum(1, keepdims=True)
-        return np.einsum("nh,nhc->nc", weights, pairs) / np.where(total > 0, total, 1.0)
+        return np.matmul(weights[:, None, :], pairs)[:, 0, :] / np.where(total > 0, total, 1.0)
 
 
 @functools.lru_cache(maxsize=8)
@@ -264,19 +284,15 @@ def recency_weights(hist: np.ndarray, decay: float) -> np.ndarray:
 def taste_profiles(
     feats: ItemFeatures, hist: np.ndarray, ratio: np.ndarray, skipped: np.ndarray, decay: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unit-norm taste profiles of watched and skipped memory items, and the mean watch ratio.
+    """Unit-norm taste profiles (N, d) of watched and of skipped memory items (recency-weighted sums of their text
+    vectors, weights ``recency_weights``), and the memory's mean watch ratio (N,; NaN where none is known).
 
-    ``hist`` is (N, H), right-aligned (most recent last), -1 for padding.
+    ``hist`` is (N, H), right-aligned (most recent last), -1 for padding. Computed by
+    :func:`recsim_env.kernels.profile_sums` over the items' sparse text (:attr:`ItemFeatures.sparse_text`).
     """
-    valid = hist >= 0
-    w = recency_weights(hist, decay)
-    vecs = feats.text[np.where(valid, hist, 0)]  # (N, H, d)
-    pos = np.einsum("nh,nhd->nd", w * ~skipped, vecs, optimize=False)
-    neg = np.einsum("nh,nhd->nd", w * skipped, vecs, optimize=False)
-    for prof in (pos, neg):
-        norm = np.linalg.norm(prof, axis=1, keepdims=True)
-        np.divide(prof, norm, out=prof, where=norm > 0)
-    known = valid & ~np.isnan(ratio)
-    n_known = known.sum(1)
-    mean_ratio = np.where(n_known > 0, np.nansum(np.where(known, ratio, 0.0), 1) / np.maximum(n_known, 1), np.nan)
-    return pos, neg, mean_ratio
+    index, value = feats.sparse_text
+    sums, mean_ratio = profile_sums(
+        np.ascontiguousarray(hist, np.int64), np.ascontiguousarray(skipped, np.bool_),
+        np.ascontiguousarray(ratio, np.float64), float(decay), index, value, feats.text.shape[1],
+    )
+    return sums[0], sums[1], mean_ratio

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from recsim_env.kernels import reward_terms_kernel
 from recsim_env.validation import check_real
 
 __all__ = ["REWARD_TERMS", "RewardWeights", "reward_terms"]
@@ -49,15 +50,7 @@ def reward_terms(
     played: np.ndarray, clicked: np.ndarray, skipped: np.ndarray, watch_ratio: np.ndarray,
     repeated: np.ndarray, like_at: float,
 ) -> np.ndarray:
-    """(N, len(REWARD_TERMS)) term values for a batch of (N, K) feedback arrays."""
-    watch = np.where(played, np.nan_to_num(watch_ratio, nan=0.0), 0.0)
-    return np.stack(
-        [
-            clicked.sum(1),
-            watch.sum(1),
-            (played & skipped).sum(1),
-            repeated.sum(1),
-            (played & ~skipped & (watch >= like_at)).sum(1),
-        ],
-        axis=1,
-    ).astype(np.float64)
+    """(N, len(REWARD_TERMS)) term values for a batch of (N, K) feedback arrays: clicks, watch ratio of played items
+    (NaN counts 0), fast skips and likes (watch ratio >= ``like_at``, not skipped) among played items, repeats."""
+    return reward_terms_kernel(*(np.ascontiguousarray(a, bool) for a in (played, clicked, skipped)),
+                               np.ascontiguousarray(watch_ratio, np.float64), np.ascontiguousarray(repeated, bool), float(like_at))

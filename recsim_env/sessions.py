@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from recsim_env.data import Dataset
+from recsim_env.kernels import leave_hazards
 
 __all__ = ["FEATURES", "MIN_HAZARD", "LeaveModel", "fitted_leave_model", "ks_distance", "leave_hazard", "session_lengths", "sessions"]
 
@@ -117,12 +118,9 @@ class LeaveModel:
 
     def hazard(self, position: np.ndarray, disliked: np.ndarray, liked: np.ndarray, tenure: np.ndarray) -> np.ndarray:
         """P(leaving right after each interaction), all arguments broadcast to one shape (rows x items works)."""
-        position, disliked, liked, tenure = np.broadcast_arrays(position, disliked, liked, tenure)
-        shape = position.shape
-        from scipy.special import expit
-
-        x = _features(position.ravel(), disliked.ravel(), liked.ravel(), tenure.ravel())
-        return np.maximum(MIN_HAZARD, expit(x @ self.weights)).reshape(shape)
+        arrays = np.broadcast_arrays(position, disliked, liked, tenure)
+        flat = [np.ascontiguousarray(a, np.float64).ravel() for a in arrays]
+        return leave_hazards(self.weights, *flat, MIN_HAZARD).reshape(arrays[0].shape)
 
     def replay(self, dataset: Dataset, users: np.ndarray, rng: np.random.Generator, repeats: int = 1) -> np.ndarray:
         """Simulated session lengths under log replay: from each real session start of ``users``, the user meets

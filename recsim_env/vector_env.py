@@ -106,10 +106,13 @@ class RecSimVectorEnv(VectorEnv):
     def _info(self, out, stepped: np.ndarray) -> dict[str, Any]:
         """The batched info (module docstring); ``out`` is the StepOutput of the ``stepped`` rows (None at reset)."""
         n, K = self.num_envs, self.config.slate_size
-        feedback = empty_feedback(n, K)
-        terms = np.full((n, len(REWARD_TERMS)), np.nan)
-        errors = np.zeros(n, np.int64)
-        if out is not None:
+        if out is not None and stepped.all():  # the step's own arrays, made for it
+            feedback, terms, errors = out.feedback, out.terms, out.errors
+        else:
+            feedback = empty_feedback(n, K)
+            terms = np.full((n, len(REWARD_TERMS)), np.nan)
+            errors = np.zeros(n, np.int64)
+        if out is not None and not stepped.all():
             rows = np.flatnonzero(stepped)
             for key, arr in out.feedback.items():
                 feedback[key][rows] = arr
@@ -117,7 +120,7 @@ class RecSimVectorEnv(VectorEnv):
             errors[rows] = out.errors
         return {
             "feedback": feedback, "_feedback": stepped.copy(),
-            "reward_terms": dict(zip(REWARD_TERMS, terms.T.copy())), "_reward_terms": stepped.copy(),
+            "reward_terms": dict(zip(REWARD_TERMS, np.ascontiguousarray(terms.T))), "_reward_terms": stepped.copy(),
             "user_index": self.batch.user.copy(), "simulator_errors": errors,
         }
 

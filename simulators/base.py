@@ -5,6 +5,10 @@ The environment builds one :class:`SimulationRequest` per (sub-)environment and 
 ``numpy.random.Generator`` per request; a simulator draws the randomness of request ``i`` only from
 ``rngs[i]``, and always the same number of draws for the same kind of request, so that a batch of N
 requests gives exactly what N single calls would give (same seed, same trajectory).
+
+A simulator may also offer ``respond_batch(batch, rngs)``: the same answers for a :class:`RequestBatch` (the
+requests stacked into arrays, one mode and slate size) as one :class:`ResponseBatch`. The environment uses it where
+it exists (no per-user Python objects on the hot path) and falls back to ``respond`` otherwise (:func:`respond_batch`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from typing import Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-__all__ = ["FeedbackMode", "config_from_dict", "SimulationRequest", "SimulationResponse", "UserSimulator", "choice_distributions", "stack_memory"]
+__all__ = [
+    "FeedbackMode", "RequestBatch", "ResponseBatch", "SimulationRequest", "SimulationResponse", "UserSimulator",
+    "choice_distributions", "config_from_dict", "respond_batch", "stack_memory",
+]
 
 FeedbackMode = Literal["page", "feed"]
 
@@ -124,6 +131,142 @@ class SimulationResponse:
     skip_probs: np.ndarray | None = None
     errors: int = 0
     extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class RequestBatch:
+    """N requests of one ``mode`` and slate size stacked into arrays (the fields of :class:`SimulationRequest`, one row
+    per user): user, step, history_count (N,); history_items / history_watch_ratio / history_skipped / history_time
+    (N, H), right-aligned with -1 / NaN / False / NaN padding; slate, repeated (N, K). ``history_count`` holds -1 and
+    ``history_time`` NaN where unknown."""
+
+    user: np.ndarray
+    history_items: np.ndarray
+    history_watch_ratio: np.ndarray
+    history_skipped: np.ndarray
+    slate: np.ndarray
+    repeated: np.ndarray
+    mode: FeedbackMode
+    step: np.ndarray
+    history_time: np.ndarray
+    history_count: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    @classmethod
+    def from_requests(cls, requests: Sequence[SimulationRequest], width: int | None = None) -> "RequestBatch":
+        """Stack ``requests`` (one mode, one slate size); memories are cut or padded to ``width`` (default: the longest)."""
+        modes = {r.mode for r in requests}
+        sizes = {len(r.slate) for r in requests}
+        if len(modes) > 1 or len(sizes) > 1:
+            raise ValueError(f"A RequestBatch holds one mode and one slate size, got modes {sorted(modes)} and sizes {sorted(sizes)}.")
+        width = max((len(r.history_items) for r in requests), default=0) if width is None else width
+        hist, ratio, skipped = stack_memory(requests, width)
+        when = np.full((len(requests), width), np.nan)
+        for i, r in enumerate(requests):
+            m = min(len(r.history_items), width)
+            if r.history_time is not None and m:
+                when[i, width - m :] = r.history_time[-m:]
+        return cls(
+            user=np.array([r.user for r in requests], np.int64), history_items=hist, history_watch_ratio=ratio,
+            history_skipped=skipped, slate=np.stack([np.asarray(r.slate, np.int64) for r in requests]),
+            repeated=np.stack([np.asarray(r.repeated, bool) for r in requests]), mode=modes.pop(),
+            step=np.array([r.step for r in requests], np.int64), history_time=when,
+            history_count=np.array([-1 if r.history_count is None else r.history_count for r in requests], np.int64),
+        )
+
+    def requests(self) -> list[SimulationRequest]:
+        """One :class:`SimulationRequest` per row (views of the rows; padding kept, as the environment sends it)."""
+        return [
+            SimulationRequest(
+                user=int(self.user[i]), history_items=self.history_items[i], history_watch_ratio=self.history_watch_ratio[i],
+                history_skipped=self.history_skipped[i], slate=self.slate[i], repeated=self.repeated[i], mode=self.mode,
+                step=int(self.step[i]), history_time=self.history_time[i],
+                history_count=None if self.history_count[i] < 0 else int(self.history_count[i]),
+            )
+            for i in range(len(self))
+        ]
+
+
+@dataclass
+class ResponseBatch:
+    """N answers as arrays (the fields of :class:`SimulationResponse`, one row per user): played, clicked, skipped,
+    watch_ratio, rating (N, K); leave, errors (N,); choice_probs (N, K + 1) in page mode and skip_probs (N, K) in feed
+    mode, or None where the simulator gives none; reason_class / reason_text (N, K) object arrays or None."""
+
+    played: np.ndarray
+    clicked: np.ndarray
+    skipped: np.ndarray
+    watch_ratio: np.ndarray
+    rating: np.ndarray
+    leave: np.ndarray
+    errors: np.ndarray
+    choice_probs: np.ndarray | None = None
+    skip_probs: np.ndarray | None = None
+    reason_class: np.ndarray | None = None
+    reason_text: np.ndarray | None = None
+
+    @classmethod
+    def from_responses(cls, responses: Sequence[SimulationResponse], n_slots: int) -> "ResponseBatch":
+        """Stack per-user answers; a distribution or reason list missing in some rows is NaN / None there."""
+
+        def stacked(name: str, dtype) -> np.ndarray:
+            return np.stack([np.asarray(getattr(r, name)) for r in responses]).astype(dtype).reshape(len(responses), n_slots)
+
+        def optional(name: str, width: int) -> np.ndarray | None:
+            values = [getattr(r, name) for r in responses]
+            if all(v is None for v in values):
+                return None
+            return np.stack([np.full(width, np.nan) if v is None else np.asarray(v, np.float64) for v in values])
+
+        def reasons(name: str) -> np.ndarray | None:
+            values = [getattr(r, name) for r in responses]
+            if all(v is None for v in values):
+                return None
+            out = np.full((len(responses), n_slots), None, dtype=object)
+            for i, v in enumerate(values):
+                if v is not None:
+                    out[i] = list(v)
+            return out
+
+        return cls(
+            played=stacked("played", bool), clicked=stacked("clicked", bool), skipped=stacked("skipped", bool),
+            watch_ratio=stacked("watch_ratio", np.float64), rating=stacked("rating", np.float64),
+            leave=np.array([bool(r.leave) for r in responses]), errors=np.array([int(r.errors) for r in responses], np.int64),
+            choice_probs=optional("choice_probs", n_slots + 1), skip_probs=optional("skip_probs", n_slots),
+            reason_class=reasons("reason_class"), reason_text=reasons("reason_text"),
+        )
+
+    def responses(self) -> list[SimulationResponse]:
+        """One :class:`SimulationResponse` per row."""
+        rows = range(len(self.leave))
+        return [
+            SimulationResponse(
+                played=self.played[i], clicked=self.clicked[i], skipped=self.skipped[i], watch_ratio=self.watch_ratio[i],
+                rating=self.rating[i], leave=bool(self.leave[i]), errors=int(self.errors[i]),
+                reason_class=None if self.reason_class is None else list(self.reason_class[i]),
+                reason_text=None if self.reason_text is None else list(self.reason_text[i]),
+                choice_probs=None if self.choice_probs is None else self.choice_probs[i],
+                skip_probs=None if self.skip_probs is None else self.skip_probs[i],
+            )
+            for i in rows
+        ]
+
+
+def respond_batch(simulator: "UserSimulator", batch: RequestBatch, rngs: Sequence[np.random.Generator]) -> ResponseBatch:
+    """``simulator``'s answers to ``batch``: its own ``respond_batch`` where it has one, else ``respond`` on the rows."""
+    own = getattr(simulator, "respond_batch", None)
+    if callable(own):
+        out = own(batch, rngs)
+    else:
+        responses = simulator.respond(batch.requests(), rngs)
+        if len(responses) != len(batch):
+            raise RuntimeError(f"Simulator returned {len(responses)} responses for {len(batch)} requests.")
+        out = ResponseBatch.from_responses(responses, batch.slate.shape[1])
+    if out.played.shape != batch.slate.shape:
+        raise RuntimeError(f"Simulator answered with shape {out.played.shape} for slates of shape {batch.slate.shape}.")
+    return out
 
 
 @runtime_checkable

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from numba import njit
 from scipy.optimize import minimize
 
 from recsim_env.data import Dataset, cache_dir
@@ -52,7 +53,7 @@ from recsim_env.features import (
     CoOccurrence, ItemFeatures, co_occurrence, item_features, recency_weights, taste_profiles, window_pairs,
 )
 from recsim_env.validation import check_int, check_real
-from simulators.base import SimulationRequest, SimulationResponse, config_from_dict, stack_memory
+from simulators.base import RequestBatch, ResponseBatch, SimulationRequest, SimulationResponse, config_from_dict
 
 __all__ = ["FittedUserModel", "FittedUserModelConfig", "choice_features"]
 
@@ -133,6 +134,107 @@ def _co_affinity(
         return np.zeros(items.shape)
     pairs = cooc.pair_affinity(hist, items) if pairs is None else pairs
     return CoOccurrence.weighted(pairs, recency_weights(hist, decay) * ~skipped)
+
+
+@njit(cache=True, nogil=True)
+def _answer_kernel(hist, skipped, decay, prof, user_ratio, slate, repeated, U, page, index, value, popularity,
+                   mean_rating, mean_watch, co, w, b_none, W, bin_low, bin_high, skip_below, slip, rating_lo,
+                   rating_span, prior_ratio):
+    """The data-fitted user's answers to N slates (see the module docstring), one row at a time.
+
+    ``prof`` (2, N, d) are the taste profiles, ``co`` the normalised co-occurrence matrix ((0, 0): no term), ``W``
+    the watch-bin weights ((0, 0): no watch model), ``rating_span`` 0: no ratings. Returns (utilities, played,
+    clicked, skipped, watch, rating, probs): probs is the page distribution (N, K + 1) or P(skip) (N, K)."""
+    n, K = slate.shape
+    H = hist.shape[1]
+    P = index.shape[1]
+    B = W.shape[1]
+    util = np.empty((n, K))
+    played = np.zeros((n, K), np.bool_)
+    clicked = np.zeros((n, K), np.bool_)
+    skip = np.zeros((n, K), np.bool_)
+    watch = np.full((n, K), np.nan)
+    rating = np.full((n, K), np.nan)
+    probs = np.zeros((n, K + 1)) if page else np.zeros((n, K))
+    x = np.empty(8)
+    z = np.empty(max(B, 1))
+    sat = np.full(K, np.nan)
+    for i in range(n):
+        ur = user_ratio[i] if not np.isnan(user_ratio[i]) else prior_ratio
+        total = 0.0
+        if co.shape[0]:
+            for h in range(H):
+                if hist[i, h] >= 0 and not skipped[i, h]:
+                    total += decay ** (H - 1 - h)
+        for k in range(K):
+            item = slate[i, k]
+            a_pos, a_neg = 0.0, 0.0
+            for p in range(P):
+                a_pos += value[item, p] * prof[0, i, index[item, p]]
+                a_neg += value[item, p] * prof[1, i, index[item, p]]
+            c = 0.0
+            if total > 0:
+                for h in range(H):
+                    if hist[i, h] >= 0 and not skipped[i, h]:
+                        c += decay ** (H - 1 - h) * co[hist[i, h], item]
+                c /= total
+            x[0], x[1], x[2], x[3], x[4], x[5] = 1.0, a_pos, a_neg, popularity[item], mean_rating[item] - 0.5, c
+            x[6], x[7] = mean_watch[item], ur
+            util[i, k] = w[0] * a_pos + w[1] * a_neg + w[2] * x[3] + w[3] * x[4] + w[4] * c
+            if B:  # watch bin (softmax over bins), then a uniform position inside it
+                top = -np.inf
+                for b in range(B):
+                    z[b] = 0.0
+                    for f in range(8):
+                        z[b] += x[f] * W[f, b]
+                    top = max(top, z[b])
+                norm = 0.0
+                for b in range(B):
+                    z[b] = np.exp(z[b] - top)
+                    norm += z[b]
+                cdf, chosen = 0.0, 0
+                for b in range(B):
+                    cdf += z[b] / norm
+                    if U[i, K + k] > cdf:
+                        chosen += 1
+                chosen = min(chosen, B - 1)
+                sat[k] = bin_low[chosen] + (bin_high[chosen] - bin_low[chosen]) * U[i, 2 * K + k]
+        if page:
+            top = b_none
+            for k in range(K):
+                if not repeated[i, k]:
+                    top = max(top, util[i, k])
+            norm, allowed = 0.0, 1
+            for k in range(K):
+                probs[i, k] = 0.0 if repeated[i, k] else np.exp(util[i, k] - top)
+                norm += probs[i, k]
+                allowed += not repeated[i, k]
+            probs[i, K] = np.exp(b_none - top)
+            norm += probs[i, K]
+            cdf, choice = 0.0, 0
+            for k in range(K + 1):
+                probs[i, k] = (1 - slip) * probs[i, k] / norm + (slip / allowed if (k == K or not repeated[i, k]) else 0.0)
+                cdf += probs[i, k]
+                if U[i, 4 * K] > cdf:
+                    choice += 1
+            if choice < K:
+                played[i, choice] = clicked[i, choice] = True
+                watch[i, choice] = sat[choice]
+                skip[i, choice] = sat[choice] < skip_below
+                if rating_span > 0:
+                    rating[i, choice] = rating_lo + sat[choice] * rating_span
+        else:
+            for k in range(K):
+                interest = 1.0 / (1.0 + np.exp(-(util[i, k] - b_none)))
+                probs[i, k] = 1.0 if repeated[i, k] else 1.0 - (1 - slip) * interest
+                interested = U[i, k] < interest and not repeated[i, k] and U[i, 3 * K + k] >= slip
+                played[i, k] = True
+                watch[i, k] = (sat[k] if B else np.nan) if interested else U[i, 2 * K + k] * skip_below
+                skip[i, k] = not interested or watch[i, k] < skip_below
+                clicked[i, k] = not skip[i, k]
+                if interested and rating_span > 0 and not np.isnan(watch[i, k]):
+                    rating[i, k] = rating_lo + watch[i, k] * rating_span
+    return util, played, clicked, skip, watch, rating, probs
 
 
 class _OwnHistories:
@@ -306,8 +408,11 @@ class FittedUserModel:
         self.bin_high = bin_high
         self.fit_report = fit_report
         self.co_occurrence = co_occurrence
+        self._co_matrix = np.zeros((0, 0), np.float32) if co_occurrence is None else co_occurrence.normalized
+        self._watch_matrix = np.zeros((8, 0)) if watch_weights is None else np.ascontiguousarray(watch_weights, np.float64)
+        self._bins = (np.asarray(bin_low, np.float64), np.asarray(bin_high, np.float64))
         ok = ~np.isnan(dataset.inter_watch_ratio)
-        self._prior_ratio = float(dataset.inter_watch_ratio[ok].mean()) if ok.any() else 0.5
+        self._prior_ratio = float(dataset.inter_watch_ratio[ok].mean()) if ok.any() else 0.5  # memories with no known ratio
 
     name = "fitted"
 
@@ -387,16 +492,16 @@ class FittedUserModel:
         return cls(dataset, config, decay, w, b_none, watch_weights, lo, hi, report, cooc)
 
     # -------------------------------------------------------------------------------- answering
-    def _batch(self, requests: Sequence[SimulationRequest]) -> tuple[np.ndarray, ...]:
-        hist, ratio, skipped = stack_memory(requests, self.config.memory)
-        slate = np.stack([r.slate for r in requests])
-        repeated = np.stack([r.repeated for r in requests])
-        return hist, ratio, skipped, slate, repeated
+    def _memory(self, batch: RequestBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The last ``config.memory`` memory items of each row (fewer columns when the memory holds fewer: padding on
+        the left weighs nothing)."""
+        m = self.config.memory
+        return batch.history_items[:, -m:], batch.history_watch_ratio[:, -m:], batch.history_skipped[:, -m:]
 
     def utilities(self, requests: Sequence[SimulationRequest]) -> np.ndarray:
         """(N, K) choice utilities of each request's slate (deterministic)."""
-        hist, ratio, skipped, slate, _ = self._batch(requests)
-        return self._choice_features(hist, ratio, skipped, slate)[0] @ self.choice_weights
+        batch = RequestBatch.from_requests(requests, self.config.memory)
+        return self._choice_features(*self._memory(batch), batch.slate)[0] @ self.choice_weights
 
     def _choice_features(self, hist, ratio, skipped, slate) -> tuple[np.ndarray, np.ndarray]:
         pos, neg, user_ratio = taste_profiles(self.features, hist, ratio, skipped, self.decay)
@@ -408,8 +513,6 @@ class FittedUserModel:
     ) -> list[SimulationResponse]:
         if len(requests) != len(rngs):
             raise ValueError(f"respond() needs one Generator per request: got {len(requests)} requests, {len(rngs)} rngs.")
-        if not requests:
-            return []
         out: list[SimulationResponse | None] = [None] * len(requests)
         # One sub-batch per (mode, slate size): normally the whole batch.
         groups: dict[tuple[str, int], list[int]] = {}
@@ -417,78 +520,44 @@ class FittedUserModel:
             if r.mode not in ("page", "feed"):
                 raise ValueError(f"SimulationRequest.mode must be 'page' or 'feed', got {r.mode!r}.")
             groups.setdefault((r.mode, len(r.slate)), []).append(i)
-        for (mode, k), idx in groups.items():
-            sub = [requests[i] for i in idx]
-            uniforms = np.stack([rngs[i].random(4 * k + 1) for i in idx])
-            for i, resp in zip(idx, self._respond_group(sub, mode, k, uniforms)):
+        for idx in groups.values():
+            batch = RequestBatch.from_requests([requests[i] for i in idx], self.config.memory)
+            for i, resp in zip(idx, self.respond_batch(batch, [rngs[i] for i in idx]).responses()):
                 out[i] = resp
         return out  # type: ignore[return-value]
 
-    def _watch_bins(self, cf: np.ndarray, slate: np.ndarray, user_ratio: np.ndarray) -> np.ndarray | None:
-        if self.watch_weights is None:
-            return None
-        z = _watch_features(self.features, cf, slate, user_ratio, self._prior_ratio) @ self.watch_weights
-        z -= z.max(-1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(-1, keepdims=True)  # (N, K, B)
+    def respond_batch(self, batch: RequestBatch, rngs: Sequence[np.random.Generator]) -> ResponseBatch:
+        """The answers of :meth:`respond` for a stacked batch (what the environment calls)."""
+        n, k = batch.slate.shape
+        if len(rngs) != n:
+            raise ValueError(f"respond_batch() needs one Generator per request: got {n} requests, {len(rngs)} rngs.")
+        if batch.mode not in ("page", "feed"):
+            raise ValueError(f"SimulationRequest.mode must be 'page' or 'feed', got {batch.mode!r}.")
+        U = np.empty((n, 4 * k + 1))
+        for row, rng in zip(U, rngs):
+            rng.random(out=row)
+        return self._answer(batch, U)
 
-    def _respond_group(
-        self, requests: Sequence[SimulationRequest], mode: str, k: int, U: np.ndarray
-    ) -> list[SimulationResponse]:
-        hist, ratio, skipped_h, slate, repeated = self._batch(requests)
-        n = len(requests)
-        cf, user_ratio = self._choice_features(hist, ratio, skipped_h, slate)
-        util = cf @ self.choice_weights  # (N, K)
-        u_choice, u_bin, u_within, u_slip = U[:, :k], U[:, k : 2 * k], U[:, 2 * k : 3 * k], U[:, 3 * k : 4 * k]
-        bins = self._watch_bins(cf, slate, user_ratio)
-        skip_below = self.dataset.thresholds.skip_below
-        slip = self.config.slip
-
-        if bins is not None:
-            cdf = np.cumsum(bins, axis=-1)
-            b = np.minimum((u_bin[..., None] > cdf).sum(-1), bins.shape[-1] - 1)
-            lo, hi = self.bin_low[b], self.bin_high[b]
-            sat_ratio = lo + (hi - lo) * u_within
-        else:
-            sat_ratio = np.full((n, k), np.nan)
-
-        if mode == "page":
-            z = np.concatenate([np.where(repeated, -np.inf, util), np.full((n, 1), self.b_none)], axis=1)
-            z -= z.max(1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(1, keepdims=True)
-            allowed = np.concatenate([~repeated, np.ones((n, 1), bool)], axis=1)
-            p = (1 - slip) * p + slip * allowed / allowed.sum(1, keepdims=True)
-            choice = np.minimum((U[:, -1:] > np.cumsum(p, axis=1)).sum(1), k)  # k == none
-            clicked = np.zeros((n, k), bool)
-            rows = np.flatnonzero(choice < k)
-            clicked[rows, choice[rows]] = True
-            played = clicked
-            watch = np.where(clicked, sat_ratio, np.nan)
-            skipped = clicked & (watch < skip_below)
-            skip_probs = None
-            choice_probs = p
-        else:
-            interest = 1.0 / (1.0 + np.exp(-(util - self.b_none)))
-            skip_probs = np.where(repeated, 1.0, 1.0 - (1 - slip) * interest)
-            interested = (u_choice < interest) & ~repeated & (u_slip >= slip)
-            played = np.ones((n, k), bool)
-            low = u_within * skip_below
-            watch = np.where(interested, sat_ratio, low) if bins is not None else np.where(interested, np.nan, low)
-            skipped = ~interested | (watch < skip_below)
-            clicked = ~skipped
-            choice_probs = None
-        rating = np.where(played & ~np.isnan(watch), self.dataset.rating_of_ratio(np.nan_to_num(watch)), np.nan)
-        if mode == "feed":
-            rating = np.where(interested, rating, np.nan)  # a user who skipped for lack of interest rates nothing
-        return [
-            SimulationResponse(
-                played=played[i], clicked=clicked[i], skipped=skipped[i], watch_ratio=watch[i], rating=rating[i],
-                choice_probs=None if choice_probs is None else choice_probs[i],
-                skip_probs=None if skip_probs is None else skip_probs[i],
-            )
-            for i in range(n)
-        ]
+    def _answer(self, batch: RequestBatch, U: np.ndarray) -> ResponseBatch:
+        """Answers of ``batch`` given each row's ``4 K + 1`` uniforms ``U`` (``_answer_kernel``)."""
+        hist, ratio, skipped = (np.ascontiguousarray(a) for a in self._memory(batch))
+        feats, ds = self.features, self.dataset
+        index, value = feats.sparse_text
+        pos, neg, user_ratio = taste_profiles(feats, hist, ratio, skipped, self.decay)
+        proxy = ds.watch_ratio_source == "rating proxy" and ds.rating_range is not None
+        lo, hi = ds.rating_range if proxy else (0.0, 0.0)
+        page = batch.mode == "page"
+        _, played, clicked, skip, watch, rating, probs = _answer_kernel(
+            hist, skipped, self.decay, np.stack([pos, neg]), user_ratio, np.ascontiguousarray(batch.slate, np.int64),
+            np.ascontiguousarray(batch.repeated, np.bool_), U, page, index, value, feats.popularity, feats.mean_rating,
+            feats.mean_watch_ratio, self._co_matrix, self.choice_weights, self.b_none, self._watch_matrix,
+            *self._bins, ds.thresholds.skip_below, self.config.slip, float(lo), float(hi - lo), self._prior_ratio,
+        )
+        n = len(batch)
+        return ResponseBatch(
+            played=played, clicked=clicked, skipped=skip, watch_ratio=watch, rating=rating, leave=np.zeros(n, bool),
+            errors=np.zeros(n, np.int64), choice_probs=probs if page else None, skip_probs=None if page else probs,
+        )
 
 
 FIT_CACHE_KEEP = 8  # most recent fits kept in $RECSIM_CACHE/fitted (~11 MB each on ml-100k)

@@ -1,0 +1,199 @@
+"""Compiled (numba) loops of the per-step work: taste profiles, slate repeats, memory updates, reward terms.
+
+A step of one session touches a few dozen numbers; written as numpy expressions it costs ~150 small array
+operations, and their call overhead, not arithmetic, was the env's speed limit (``benchmarks/results/throughput.md``).
+Each kernel here is the single implementation of its idea, used the same way for one row and for thousands (fitting).
+Compiled on first use and cached next to this module (``cache=True``; numba falls back to its user cache directory
+where that is read-only).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["profile_sums", "remember_feed", "remember_page", "reward_terms_kernel", "slate_repeats"]
+
+
+@njit(cache=True, nogil=True)
+def profile_sums(hist, skipped, ratio, decay, index, value, d):
+    """Unit-norm recency-weighted text profiles of watched (0) and skipped (1) memory items, (2, N, d), and the
+    memory's mean known watch ratio (N,; NaN where none). Memory item h of H has weight ``decay ** (H - 1 - h)``;
+    ``hist`` -1 is padding; text rows are sparse (``index``/``value``, value 0 pads)."""
+    n, H = hist.shape
+    out = np.zeros((2, n, d))
+    mean = np.full(n, np.nan)
+    P = index.shape[1]
+    for i in range(n):
+        total, count = 0.0, 0
+        for h in range(H):
+            item = hist[i, h]
+            if item < 0:
+                continue
+            w = decay ** (H - 1 - h)
+            k = 1 if skipped[i, h] else 0
+            for p in range(P):
+                out[k, i, index[item, p]] += w * value[item, p]
+            r = ratio[i, h]
+            if not np.isnan(r):
+                total += r
+                count += 1
+        if count:
+            mean[i] = total / count
+        for k in range(2):
+            s = 0.0
+            for j in range(d):
+                s += out[k, i, j] * out[k, i, j]
+            if s > 0:
+                s = np.sqrt(s)
+                for j in range(d):
+                    out[k, i, j] /= s
+    return out, mean
+
+
+@njit(cache=True, nogil=True)
+def slate_repeats(consumed, rows, items):
+    """(N, K) True where the item was consumed by the row's user or appears earlier in the same slate."""
+    n, K = items.shape
+    out = np.zeros((n, K), np.bool_)
+    for i in range(n):
+        for k in range(K):
+            item = items[i, k]
+            rep = consumed[rows[i], item]
+            for j in range(k):
+                if items[i, j] == item:
+                    rep = True
+            out[i, k] = rep
+    return out
+
+
+@njit(cache=True, nogil=True)
+def reward_terms_kernel(played, clicked, skipped, watch, repeated, like_at):
+    """(N, 5) click, watch_ratio, skip, repeat, like counts (``recsim_env.rewards.REWARD_TERMS``)."""
+    n, K = played.shape
+    out = np.zeros((n, 5))
+    for i in range(n):
+        for k in range(K):
+            out[i, 0] += clicked[i, k]
+            out[i, 3] += repeated[i, k]
+            if not played[i, k]:
+                continue
+            w = watch[i, k]
+            if np.isnan(w):
+                w = 0.0
+            out[i, 1] += w
+            if skipped[i, k]:
+                out[i, 2] += 1
+            elif w >= like_at:
+                out[i, 4] += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def remember_feed(rows, items, played, skipped, watch, hist, hist_ratio, hist_skipped, hist_time, hist_count,
+                  consumed):
+    """Feed: append each row's played items (a prefix of its slate) to its right-aligned memory, in slate order."""
+    H = hist.shape[1]
+    for i in range(len(rows)):
+        r = rows[i]
+        seen = 0
+        while seen < items.shape[1] and played[i, seen]:
+            seen += 1
+        if seen == 0:
+            continue
+        keep = H - seen
+        for h in range(max(keep, 0)):
+            hist[r, h] = hist[r, h + seen]
+            hist_ratio[r, h] = hist_ratio[r, h + seen]
+            hist_skipped[r, h] = hist_skipped[r, h + seen]
+            hist_time[r, h] = hist_time[r, h + seen]
+        for k in range(max(seen - H, 0), seen):
+            h = keep + k
+            hist[r, h] = items[i, k]
+            hist_ratio[r, h] = watch[i, k]
+            hist_skipped[r, h] = skipped[i, k]
+            hist_time[r, h] = np.nan
+            consumed[r, items[i, k]] = True
+        for k in range(max(seen - H, 0)):
+            consumed[r, items[i, k]] = True
+        hist_count[r] += seen
+
+
+@njit(cache=True, nogil=True)
+def remember_page(rows, items, clicked, skipped, watch, hist, hist_ratio, hist_skipped, hist_time, hist_count,
+                  consumed):
+    """Page: append each row's clicked item (if any) to its right-aligned memory."""
+    H = hist.shape[1]
+    for i in range(len(rows)):
+        r = rows[i]
+        for k in range(items.shape[1]):
+            if not clicked[i, k]:
+                continue
+            for h in range(H - 1):
+                hist[r, h] = hist[r, h + 1]
+                hist_ratio[r, h] = hist_ratio[r, h + 1]
+                hist_skipped[r, h] = hist_skipped[r, h + 1]
+                hist_time[r, h] = hist_time[r, h + 1]
+            hist[r, H - 1] = items[i, k]
+            hist_ratio[r, H - 1] = watch[i, k]
+            hist_skipped[r, H - 1] = skipped[i, k]
+            hist_time[r, H - 1] = np.nan
+            hist_count[r] += 1
+            consumed[r, items[i, k]] = True
+            break
+
+
+@njit(cache=True, nogil=True)
+def leave_hazard(w, position, disliked, liked, tenure, min_hazard):
+    """P(leaving right after one interaction): ``max(min_hazard, sigmoid(w . x))``, x = 1, log(1 + position),
+    disliked, liked, log(1 + tenure), position == 0 (``recsim_env.sessions.FEATURES``)."""
+    z = (w[0] + w[1] * np.log1p(position) + w[2] * disliked + w[3] * liked + w[4] * np.log1p(tenure)
+         + w[5] * (position == 0))
+    return max(min_hazard, 1.0 / (1.0 + np.exp(-z)))
+
+
+@njit(cache=True, nogil=True)
+def leave_hazards(w, position, disliked, liked, tenure, min_hazard):
+    """:func:`leave_hazard` of 1-d arrays of interactions."""
+    out = np.empty(len(position))
+    for i in range(len(position)):
+        out[i] = leave_hazard(w, position[i], disliked[i], liked[i], tenure[i], min_hazard)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def leave_draws(u, feed, played, clicked, skipped, watch, position, tenure, w, min_hazard, like_at):
+    """Who leaves after this step (N,), and, feed, the items the user did not see because it left before them
+    (N, K), given one uniform per slot ``u``. Feed: the user meets the played items in order and leaves after the
+    first whose draw is below its hazard. Page: one interaction, the clicked item, or a disliked one when nothing was
+    clicked. ``position`` / ``tenure``: the row's interactions so far in the session / ever, before this step.
+    Disliked = fast-skipped; liked = watch ratio >= ``like_at``. Advances ``position`` in place."""
+    n, K = played.shape
+    left = np.zeros(n, np.bool_)
+    after = np.zeros((n, K), np.bool_)
+    for i in range(n):
+        if feed:
+            j = 0
+            for k in range(K):
+                if left[i]:
+                    after[i, k] = True
+                    continue
+                if not played[i, k]:
+                    continue
+                liked = not skipped[i, k] and watch[i, k] >= like_at
+                h = leave_hazard(w, position[i] + k, skipped[i, k], liked, tenure[i] + k, min_hazard)
+                j += 1
+                if u[i, k] < h:
+                    left[i] = True
+            position[i] += j
+        else:
+            c = -1
+            for k in range(K):
+                if clicked[i, k]:
+                    c = k
+                    break
+            disliked = c < 0 or skipped[i, c]
+            liked = not disliked and watch[i, c] >= like_at
+            left[i] = u[i, 0] < leave_hazard(w, position[i], disliked, liked, tenure[i], min_hazard)
+            position[i] += 1
+    return left, after
