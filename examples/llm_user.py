@@ -5,7 +5,8 @@ same users and seeds.
 Each step prints what the LLM user did with each item (watched / skipped / not seen because it left) with its
 P(skip), and the reasons in words it gave for skips. The first call loads and caches the model (~20 s).
 
-Run: ``python examples/llm_user.py --users 3``.
+Run: ``python examples/llm_user.py --users 3`` (``--model DIR`` puts any causal LM checkpoint in the seat instead; the
+shipped heads belong to the default model, so another model answers with its own letters).
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=3)
     p.add_argument("--slate-size", type=int, default=5)
     p.add_argument("--max-steps", type=int, default=3, help="steps shown per user")
+    p.add_argument("--model", default=None, help="a checkpoint directory or model name (default: SmolLM2-135M-Instruct)")
     args = p.parse_args(argv)
     kw = dict(feedback_mode="feed", slate_size=args.slate_size, user_split="test", max_episode_steps=args.max_steps)
-    llm = gym.make("RecSimEnv-v1", simulator="llm", simulator_kwargs={"explain": "negative"}, **kw)
+    llm_kwargs = {"explain": "negative"} | ({"model": args.model, "dtype": "float32"} if args.model else {})
+    llm = gym.make("RecSimEnv-v1", simulator="llm", simulator_kwargs=llm_kwargs, **kw)
     fitted = gym.make("RecSimEnv-v1", simulator="fitted", **kw)
     returns = {"llm": [], "fitted": []}
     for u in range(args.users):

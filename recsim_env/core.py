@@ -17,7 +17,7 @@ from gymnasium import spaces
 from recsim_env.candidates import CandidateGenerator, MixedCandidates
 from recsim_env.data import Dataset, load_dataset
 from recsim_env.features import item_features, taste_profiles, user_features
-from recsim_env.kernels import leave_draws, remember_feed, remember_page, slate_repeats
+from recsim_env.kernels import history_feedback, leave_draws, remember_feed, remember_page, slate_repeats
 from recsim_env.rewards import REWARD_TERMS, RewardWeights, reward_terms
 from recsim_env.sessions import MIN_HAZARD, LeaveModel, fitted_leave_model
 from recsim_env.validation import check_int, check_real, coerce_fields
@@ -370,7 +370,8 @@ class SessionBatch:
         c, ds = self.config, self.dataset
         K = c.slate_size
         n = len(rows)
-        items = np.take_along_axis(self.candidates[rows], slates, 1) if c.action_mode == "candidates" else slates
+        # a copy in catalog mode: info["feedback"]["item_id"] must not alias the caller's action array
+        items = np.take_along_axis(self.candidates[rows], slates, 1) if c.action_mode == "candidates" else slates.copy()
         repeated = slate_repeats(self.consumed, rows, items)
         batch = RequestBatch(
             user=self.user[rows], history_items=self.hist[rows], history_watch_ratio=self.hist_ratio[rows],
@@ -460,20 +461,16 @@ class SessionBatch:
         ratio = self.hist_ratio[rows]
         skipped = self.hist_skipped[rows]
         pos, _, _ = taste_profiles(self.features, hist, ratio, skipped, self.config.profile_decay)
-        fb = np.zeros(hist.shape + (3,), np.float32)
-        fb[..., 0] = hist >= 0
-        fb[..., 1] = skipped & (hist >= 0)
-        fb[..., 2] = np.minimum(np.fmax(ratio, 0.0), MAX_OBS_RATIO) * (hist >= 0)  # fmax: NaN (unknown) -> 0
         obs = {
             "user": self.user_feats[self.user[rows]],
             "history_items": hist,
-            "history_feedback": fb,
+            "history_feedback": history_feedback(hist, skipped, ratio, MAX_OBS_RATIO),
             "profile": pos.astype(np.float32),
             "patience": self.patience[rows, None].astype(np.float32),
             "step": self.steps[rows, None].astype(np.float32),
         }
         if self.candidates_gen is None:
-            obs["consumed"] = self.consumed[rows].astype(np.int8)
+            obs["consumed"] = self.consumed[rows].view(np.int8)  # a fresh copy (fancy index); bool and int8 share bytes
         else:
             cand = self.candidates[rows]
             obs["candidates"] = cand

@@ -12,7 +12,38 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["profile_sums", "remember_feed", "remember_page", "reward_terms_kernel", "slate_repeats"]
+__all__ = [
+    "history_feedback", "leave_draws", "leave_hazard", "leave_hazards", "profile_sums", "recency", "remember_feed", "remember_page",
+    "reward_terms_kernel", "slate_repeats",
+]
+
+
+@njit(cache=True, nogil=True)
+def recency(decay, H):
+    """(H,) weights ``decay ** age`` of a right-aligned memory of H items (the most recent has age 0)."""
+    out = np.empty(H)
+    w = 1.0
+    for h in range(H - 1, -1, -1):
+        out[h] = w
+        w *= decay
+    return out
+
+
+@njit(cache=True, nogil=True)
+def history_feedback(hist, skipped, ratio, max_ratio):
+    """(N, H, 3) float32 per memory item: present, fast-skipped, watch ratio clipped to [0, max_ratio] (0 where
+    unknown); zeros on padding."""
+    n, H = hist.shape
+    out = np.zeros((n, H, 3), np.float32)
+    for i in range(n):
+        for h in range(H):
+            if hist[i, h] < 0:
+                continue
+            out[i, h, 0] = 1.0
+            out[i, h, 1] = 1.0 if skipped[i, h] else 0.0
+            r = ratio[i, h]
+            out[i, h, 2] = 0.0 if np.isnan(r) else min(max(r, 0.0), max_ratio)
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -24,13 +55,14 @@ def profile_sums(hist, skipped, ratio, decay, index, value, d):
     out = np.zeros((2, n, d))
     mean = np.full(n, np.nan)
     P = index.shape[1]
+    weights = recency(decay, H)
     for i in range(n):
         total, count = 0.0, 0
         for h in range(H):
             item = hist[i, h]
             if item < 0:
                 continue
-            w = decay ** (H - 1 - h)
+            w = weights[h]
             k = 1 if skipped[i, h] else 0
             for p in range(P):
                 out[k, i, index[item, p]] += w * value[item, p]

@@ -49,6 +49,7 @@ from numba import njit
 from scipy.optimize import minimize
 
 from recsim_env.data import Dataset, cache_dir
+from recsim_env.kernels import profile_sums, recency
 from recsim_env.features import (
     CoOccurrence, ItemFeatures, co_occurrence, item_features, recency_weights, taste_profiles, window_pairs,
 )
@@ -159,13 +160,14 @@ def _answer_kernel(hist, skipped, decay, prof, user_ratio, slate, repeated, U, p
     x = np.empty(8)
     z = np.empty(max(B, 1))
     sat = np.full(K, np.nan)
+    weights = recency(decay, H)
     for i in range(n):
         ur = user_ratio[i] if not np.isnan(user_ratio[i]) else prior_ratio
         total = 0.0
         if co.shape[0]:
             for h in range(H):
                 if hist[i, h] >= 0 and not skipped[i, h]:
-                    total += decay ** (H - 1 - h)
+                    total += weights[h]
         for k in range(K):
             item = slate[i, k]
             a_pos, a_neg = 0.0, 0.0
@@ -176,7 +178,7 @@ def _answer_kernel(hist, skipped, decay, prof, user_ratio, slate, repeated, U, p
             if total > 0:
                 for h in range(H):
                     if hist[i, h] >= 0 and not skipped[i, h]:
-                        c += decay ** (H - 1 - h) * co[hist[i, h], item]
+                        c += weights[h] * co[hist[i, h], item]
                 c /= total
             x[0], x[1], x[2], x[3], x[4], x[5] = 1.0, a_pos, a_neg, popularity[item], mean_rating[item] - 0.5, c
             x[6], x[7] = mean_watch[item], ur
@@ -543,12 +545,13 @@ class FittedUserModel:
         hist, ratio, skipped = (np.ascontiguousarray(a) for a in self._memory(batch))
         feats, ds = self.features, self.dataset
         index, value = feats.sparse_text
-        pos, neg, user_ratio = taste_profiles(feats, hist, ratio, skipped, self.decay)
+        prof, user_ratio = profile_sums(hist.astype(np.int64, copy=False), skipped.astype(bool, copy=False),
+                                        ratio.astype(np.float64, copy=False), self.decay, index, value, feats.text.shape[1])
         proxy = ds.watch_ratio_source == "rating proxy" and ds.rating_range is not None
         lo, hi = ds.rating_range if proxy else (0.0, 0.0)
         page = batch.mode == "page"
         _, played, clicked, skip, watch, rating, probs = _answer_kernel(
-            hist, skipped, self.decay, np.stack([pos, neg]), user_ratio, np.ascontiguousarray(batch.slate, np.int64),
+            hist, skipped, self.decay, prof, user_ratio, np.ascontiguousarray(batch.slate, np.int64),
             np.ascontiguousarray(batch.repeated, np.bool_), U, page, index, value, feats.popularity, feats.mean_rating,
             feats.mean_watch_ratio, self._co_matrix, self.choice_weights, self.b_none, self._watch_matrix,
             *self._bins, ds.thresholds.skip_below, self.config.slip, float(lo), float(hi - lo), self._prior_ratio,

@@ -1,6 +1,3 @@
-import re
-from pathlib import Path
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -9,9 +6,6 @@ import recsim_env
 from agents.base import as_policy
 from agents.rollout import rollout
 from agents.heuristics import ContentPolicy, PopularityPolicy, RandomPolicy
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-
 
 @pytest.mark.parametrize("action_mode", ["catalog", "candidates"])
 def test_heuristic_policies_act_validly(action_mode):
@@ -76,8 +70,3 @@ def test_rollout_cli_with_llm_simulator(tmp_path, tiny_llm):
     assert "llm simulator" in (tmp_path / "results.md").read_text()
 
 
-def test_readme_examples_run_as_written():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    assert blocks, "README must hold python examples"
-    for code in blocks:
-        exec(compile(code, str(README), "exec"), {"__name__": "readme_example"})

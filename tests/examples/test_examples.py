@@ -44,3 +44,10 @@ def test_minari_ope_example(tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
     said = run("minari_ope.py", "--episodes", "15")
     assert re.search(rf"^\s+IPS\s+{NUMBER}", said, re.M) and re.search(rf"^\s+true\s+{NUMBER}", said, re.M), said
+
+
+def test_llm_user_example(tiny_llm):
+    """The real code path (scenes, scoring, reasons in words) with a tiny random model: the shipped model's item states
+    take minutes to compute on a cold cache."""
+    said = run("llm_user.py", "--model", tiny_llm, "--users", "1", "--max-steps", "1", "--slate-size", "3")
+    assert re.search(r"P\(skip\)=\d\.\d\d", said) and re.search(rf"^llm\s+mean return {NUMBER} over 1 users", said, re.M), said
