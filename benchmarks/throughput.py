@@ -51,6 +51,9 @@ def measure_single(env: gym.Env, seconds: float, rng: np.random.Generator) -> fl
     high = env.action_space.nvec
     actions = rng.integers(0, high, size=(256, len(high)))
     env.reset(seed=int(rng.integers(2**31)))
+    for a in actions[:50]:  # warm-up, untimed (the first call loads the compiled kernels)
+        if any(env.step(a)[2:4]):
+            env.reset()
     steps, start = 0, time.process_time()
     while time.process_time() - start < seconds:
         for a in actions:
@@ -67,6 +70,8 @@ def measure_vector(envs: gym.vector.VectorEnv, seconds: float, rng: np.random.Ge
     high = envs.single_action_space.nvec
     actions = rng.integers(0, high, size=(16, envs.num_envs, len(high)))
     envs.reset(seed=int(rng.integers(2**31)))
+    for a in actions[:2]:  # warm-up, untimed
+        envs.step(a)
     real = calls = 0
     start = time.process_time()
     while time.process_time() - start < seconds:

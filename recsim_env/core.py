@@ -17,7 +17,7 @@ from gymnasium import spaces
 from recsim_env.candidates import CandidateGenerator, MixedCandidates
 from recsim_env.data import Dataset, load_dataset
 from recsim_env.features import item_features, taste_profiles, user_features
-from recsim_env.kernels import history_feedback, leave_draws, remember_feed, remember_page, slate_repeats
+from recsim_env.kernels import history_feedback, leave_draws, remember_feed, remember_page, reset_memory, slate_repeats
 from recsim_env.rewards import REWARD_TERMS, RewardWeights, reward_terms
 from recsim_env.sessions import MIN_HAZARD, LeaveModel, fitted_leave_model
 from recsim_env.validation import check_int, check_real, coerce_fields
@@ -240,6 +240,8 @@ class SessionBatch:
         elif isinstance(config.session_end, LeaveModel):
             self.leave_model = config.session_end
         self.candidates = np.zeros((n, config.num_candidates), dtype=np.int64)
+        self._slots = np.arange(config.slate_size, dtype=np.int64)
+        self._blank: dict[int, np.ndarray] = {}
         self.weights = config.reward_weights.as_array()
         self.observation_space = self._observation_space()
         K = config.slate_size
@@ -315,7 +317,7 @@ class SessionBatch:
                    cut: int | None = None) -> None:
         """Start new sessions: a user from the pool, memory from a random cut of its real history (``user`` / ``cut``
         given: that user, its first ``cut`` interactions; checked by :meth:`check_start`)."""
-        ds, H = self.dataset, self.config.memory_size
+        ds = self.dataset
         rows = np.asarray(rows, dtype=np.int64)
         users = np.empty(len(rows), np.int64)
         cuts = np.empty(len(rows), np.int64)
@@ -323,20 +325,10 @@ class SessionBatch:
             u = int(self.user_pool[rng.integers(len(self.user_pool))]) if user is None else user
             users[i] = u
             cuts[i] = int(rng.integers(self.config.min_history, ds.user_ptr[u + 1] - ds.user_ptr[u] + 1)) if cut is None else cut
-        start = ds.user_ptr[users]
-        idx = (start + cuts)[:, None] - H + np.arange(H)  # the last H interactions before the cut, right-aligned
-        real = idx >= start[:, None]
-        safe = np.where(real, idx, 0)
-        ratio = np.where(real, ds.inter_watch_ratio[safe], np.nan)
         self.user[rows] = users
-        self.hist[rows] = np.where(real, ds.inter_item[safe], -1)
-        self.hist_ratio[rows] = ratio
-        self.hist_skipped[rows] = ratio < ds.thresholds.skip_below  # NaN compares False
-        self.hist_time[rows] = np.where(real, ds.inter_time[safe], np.nan)
-        self.hist_count[rows] = cuts
-        self.consumed[rows] = False
-        owner = np.repeat(rows, cuts)  # every interaction before each row's cut
-        self.consumed[owner, ds.inter_item[np.arange(cuts.sum()) - np.repeat(np.cumsum(cuts) - cuts - start, cuts)]] = True
+        reset_memory(rows, users, cuts, ds.user_ptr, ds.inter_item, ds.inter_watch_ratio, ds.inter_time,
+                     float(ds.thresholds.skip_below), self.hist, self.hist_ratio, self.hist_skipped, self.hist_time,
+                     self.hist_count, self.consumed)
         self.patience[rows] = self.config.dynamics.initial
         self.steps[rows] = 0
         self.session_items[rows] = 0
@@ -385,14 +377,8 @@ class SessionBatch:
         watch = answer.watch_ratio.astype(np.float64)
         rating = answer.rating.astype(np.float64)
         leave = answer.leave.astype(bool)
-        if self.leave_model is not None:
-            left, after = self._leave(rows, played, clicked, skipped, watch, rngs)
-            played &= ~after  # feed: the user stopped scrolling; nothing after that item was seen
-            clicked &= played
-            skipped &= played
-            watch[~played] = np.nan
-            rating[~played] = np.nan
-            leave |= left
+        if self.leave_model is not None:  # feed: nothing after the item the user left on was seen (cleared in place)
+            leave |= self._leave(rows, played, clicked, skipped, watch, rating, rngs)
 
         terms = reward_terms(played, clicked, skipped, watch, repeated, ds.thresholds.like_at)
         reward = terms @ self.weights
@@ -416,34 +402,41 @@ class SessionBatch:
         known = played & ~np.isnan(watch)
         rated = ~np.isnan(rating)
         feedback = {
-            "item_id": items, "position": np.broadcast_to(np.arange(K, dtype=np.int64), (n, K)).copy(),
+            "item_id": items, "position": self._slots[None].repeat(n, 0),
             "clicked": clicked, "skipped": skipped, "played": played, "rated": rated,
             "watch_ratio": np.where(known, watch, -1.0), "rating": np.where(rated, rating, -1.0),
         }
         for key in ("reason_class", "reason_text"):
             values = getattr(answer, key)
-            feedback[key] = np.full((n, K), "", dtype=object) if values is None else np.where(values == None, "", values)  # noqa: E711
+            feedback[key] = self._no_reasons(n) if values is None else np.where(values == None, "", values)  # noqa: E711
         return StepOutput(
             obs=self.observe(rows), reward=reward, terminated=terminated, truncated=truncated, feedback=feedback,
             terms=terms, choice_probs=answer.choice_probs, skip_probs=answer.skip_probs, errors=answer.errors,
             users=self.user[rows],
         )
 
+    def _no_reasons(self, n: int) -> np.ndarray:
+        """A fresh (n, K) object array of "" (copied from a kept template: ``np.full`` of objects is slow)."""
+        blank = self._blank.get(n)
+        if blank is None:
+            blank = self._blank[n] = np.full((n, self.config.slate_size), "", object)
+        return blank.copy()
+
     def _leave(self, rows: np.ndarray, played: np.ndarray, clicked: np.ndarray, skipped: np.ndarray, watch: np.ndarray,
-               rngs: Sequence[np.random.Generator]) -> tuple[np.ndarray, np.ndarray]:
+               rating: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:
         """The leaving model's draw (``session_end`` 'fitted' or a LeaveModel; :func:`recsim_env.kernels.leave_draws`):
         after each interaction the user leaves with the model's hazard; in feed mode the items after the one it left
-        on are not seen. One uniform per slot from each row's generator, drawn whatever happens (same seed, same
-        trajectory). Returns (left (N,), after (N, K): the items the user did not see because it left before them)."""
+        on are marked not seen, in place. One uniform per slot from each row's generator, drawn whatever happens (same
+        seed, same trajectory). Returns who left (N,)."""
         u = np.empty(played.shape)
         for row, rng in zip(u, rngs):
             rng.random(out=row)
         position = self.session_items[rows]
-        left, after = leave_draws(u, self.config.feedback_mode == "feed", played, clicked, skipped, watch, position,
-                                  self.hist_count[rows], self.leave_model.weights, MIN_HAZARD,
-                                  float(self.dataset.thresholds.like_at))
+        left = leave_draws(u, self.config.feedback_mode == "feed", played, clicked, skipped, watch, rating, position,
+                           self.hist_count[rows], self.leave_model.weights, MIN_HAZARD,
+                           float(self.dataset.thresholds.like_at))
         self.session_items[rows] = position
-        return left, after
+        return left
 
     def _remember(
         self, rows: np.ndarray, items: np.ndarray, played: np.ndarray, clicked: np.ndarray, skipped: np.ndarray,

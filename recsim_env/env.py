@@ -25,22 +25,15 @@ def step_info(out: StepOutput | None, i: int, batch: SessionBatch) -> dict[str, 
     page = batch.config.feedback_mode == "page"
     user = int(batch.user[i]) if out is None else int(out.users[i])
     fb, row = (empty_feedback(1, K), 0) if out is None else (out.feedback, i)
-    info: dict[str, Any] = {
+    probs = None if out is None else out.choice_probs if page else out.skip_probs
+    return {
         "feedback": {k: v[row] for k, v in fb.items()},  # rows of arrays made for this step: nothing writes them later
-        "reward_terms": {name: np.float64(np.nan) for name in REWARD_TERMS},
+        "reward_terms": dict(zip(REWARD_TERMS, np.full(len(REWARD_TERMS), np.nan) if out is None else out.terms[i])),
         "user_index": np.int64(user), "user_id": batch.dataset.user_tokens[user],
-        "choice_probs": np.full(K + 1 if page else 0, np.nan), "skip_probs": np.full(0 if page else K, np.nan),
-        "simulator_errors": np.int64(0),
+        "choice_probs": _filled(probs, i, K + 1) if page else np.full(0, np.nan),
+        "skip_probs": np.full(0, np.nan) if page else _filled(probs, i, K),
+        "simulator_errors": np.int64(0 if out is None else out.errors[i]),
     }
-    if out is None:
-        return info
-    info["reward_terms"] = dict(zip(REWARD_TERMS, out.terms[i]))
-    if page:
-        info["choice_probs"] = _filled(out.choice_probs, i, K + 1)
-    else:
-        info["skip_probs"] = _filled(out.skip_probs, i, K)
-    info["simulator_errors"] = np.int64(out.errors[i])
-    return info
 
 
 class RecSimEnv(gym.Env):

@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 __all__ = [
-    "history_feedback", "leave_draws", "leave_hazard", "leave_hazards", "profile_sums", "recency", "remember_feed", "remember_page",
+    "history_feedback", "leave_draws", "leave_hazard", "leave_hazards", "profile_sums", "recency", "remember_feed", "remember_page", "reset_memory",
     "reward_terms_kernel", "slate_repeats",
 ]
 
@@ -194,21 +194,22 @@ def leave_hazards(w, position, disliked, liked, tenure, min_hazard):
 
 
 @njit(cache=True, nogil=True)
-def leave_draws(u, feed, played, clicked, skipped, watch, position, tenure, w, min_hazard, like_at):
-    """Who leaves after this step (N,), and, feed, the items the user did not see because it left before them
-    (N, K), given one uniform per slot ``u``. Feed: the user meets the played items in order and leaves after the
-    first whose draw is below its hazard. Page: one interaction, the clicked item, or a disliked one when nothing was
-    clicked. ``position`` / ``tenure``: the row's interactions so far in the session / ever, before this step.
-    Disliked = fast-skipped; liked = watch ratio >= ``like_at``. Advances ``position`` in place."""
+def leave_draws(u, feed, played, clicked, skipped, watch, rating, position, tenure, w, min_hazard, like_at):
+    """Who leaves after this step (N,), given one uniform per slot ``u``. Feed: the user meets the played items in
+    order and leaves after the first whose draw is below its hazard; the items after it were not seen: ``played``,
+    ``clicked`` and ``skipped`` are cleared and ``watch`` / ``rating`` set NaN there, in place. Page: one interaction,
+    the clicked item, or a disliked one when nothing was clicked. ``position`` / ``tenure``: the row's interactions so
+    far in the session / ever, before this step (``position`` is advanced in place). Disliked = fast-skipped; liked =
+    watch ratio >= ``like_at``."""
     n, K = played.shape
     left = np.zeros(n, np.bool_)
-    after = np.zeros((n, K), np.bool_)
     for i in range(n):
         if feed:
             j = 0
             for k in range(K):
                 if left[i]:
-                    after[i, k] = True
+                    played[i, k] = clicked[i, k] = skipped[i, k] = False
+                    watch[i, k] = rating[i, k] = np.nan
                     continue
                 if not played[i, k]:
                     continue
@@ -228,4 +229,25 @@ def leave_draws(u, feed, played, clicked, skipped, watch, position, tenure, w, m
             liked = not disliked and watch[i, c] >= like_at
             left[i] = u[i, 0] < leave_hazard(w, position[i], disliked, liked, tenure[i], min_hazard)
             position[i] += 1
-    return left, after
+    return left
+
+
+@njit(cache=True, nogil=True)
+def reset_memory(rows, users, cuts, user_ptr, inter_item, inter_ratio, inter_time, skip_below, hist, hist_ratio,
+                 hist_skipped, hist_time, hist_count, consumed):
+    """Start each row's memory from its user's real history before the cut: the last H logged interactions,
+    right-aligned (-1 / NaN / False padding), and ``consumed`` = every item logged before the cut."""
+    H = hist.shape[1]
+    for i in range(len(rows)):
+        r, start, cut = rows[i], user_ptr[users[i]], cuts[i]
+        consumed[r, :] = False
+        for j in range(start, start + cut):
+            consumed[r, inter_item[j]] = True
+        for h in range(H):
+            j = start + cut - H + h
+            if j < start:
+                hist[r, h], hist_ratio[r, h], hist_skipped[r, h], hist_time[r, h] = -1, np.nan, False, np.nan
+            else:
+                hist[r, h], hist_ratio[r, h], hist_time[r, h] = inter_item[j], inter_ratio[j], inter_time[j]
+                hist_skipped[r, h] = inter_ratio[j] < skip_below  # NaN compares False
+        hist_count[r] = cut

@@ -21,6 +21,11 @@ env.unwrapped.init_gym(config)
 rng = np.random.default_rng(0)
 env.reset()
 env.step(None)
+for _ in range(200):  # warm-up, untimed: RecoGym compiles its numba functions on first use
+    _, _, done, _ = env.step(int(rng.integers(args.num_products)))
+    if done:
+        env.reset()
+        env.step(None)
 steps = episodes = 0
 start = time.process_time()
 while time.process_time() - start < args.seconds:

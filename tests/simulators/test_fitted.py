@@ -176,3 +176,17 @@ def test_fidelity_co_occurrence_baseline_prefers_items_seen_together(ml100k):
     probs = co_occurrence_scorer(ml100k)(scenes)
     np.testing.assert_allclose(probs.sum(1), 1.0)
     assert choice_metrics(probs, targets)["accuracy"] > 0.4
+
+
+def test_compiled_answers_carry_the_numpy_utilities(model, ml100k):
+    """The feed answer's P(skip) = 1 - (1 - slip) sigmoid(u - b_none) with u from the numpy choice features (the ones
+    the model was fitted on); page: softmax over the slate and 'none' at b_none, mixed with the slip."""
+    reqs = requests(ml100k, "feed", n=8, k=6)
+    u = model.utilities(reqs)
+    p_skip = np.stack([r.skip_probs for r in model.respond(reqs, [np.random.default_rng(i) for i in range(len(reqs))])])
+    slip = model.config.slip
+    np.testing.assert_allclose(p_skip, 1 - (1 - slip) / (1 + np.exp(-(u - model.b_none))), rtol=1e-6, atol=1e-9)
+    page = [SimulationRequest(**{**r.__dict__, "mode": "page"}) for r in reqs]
+    probs = np.stack([r.choice_probs for r in model.respond(page, [np.random.default_rng(i) for i in range(len(page))])])
+    z = np.exp(np.concatenate([u, np.full((len(u), 1), model.b_none)], 1))
+    np.testing.assert_allclose(probs, (1 - slip) * z / z.sum(1, keepdims=True) + slip / (u.shape[1] + 1), rtol=1e-6, atol=1e-9)
