@@ -121,11 +121,12 @@ def slate_action_masks(obs: dict[str, np.ndarray], n: int, k: int) -> np.ndarray
 
 @dataclass
 class AgentConfig:
-    """What ``recsim train-agent`` trains. ``env_kwargs`` go to ``gym.make("RecSimEnv-v1", ...)``;
+    """What ``recsim train-agent`` trains. ``env_kwargs`` go to ``gym.make(env_id, ...)``;
     ``algo_kwargs`` to the SB3 constructor (e.g. ``{"learning_rate": 3e-4, "n_steps": 256}``)."""
 
     algo: str = "ppo"
-    total_timesteps: int = 60_000  # PPO with the scorer beats random from here on (README, tests)
+    total_timesteps: int = 60_000  # PPO with the scorer beats random on RecSimEnv-v0 from here on (tests); not on v1
+    env_id: str = "RecSimEnv-v1"
     seed: int = 0
     env_kwargs: dict[str, Any] = field(default_factory=lambda: {"action_mode": "candidates"})
     algo_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -161,7 +162,7 @@ def make_training_env(config: AgentConfig) -> gym.Env:
     """The env an algorithm trains on (and is evaluated on): wrapped as the algorithm needs."""
     import recsim_env  # noqa: F401  (registers the env)
 
-    env = _without_empty_keys(gym.make("RecSimEnv-v1", **config.env_kwargs))
+    env = _without_empty_keys(gym.make(config.env_id, **config.env_kwargs))
     if config.builds_slates:
         return SlateBuilder(env)
     if config.algo == "maskable_ppo":

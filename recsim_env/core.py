@@ -17,7 +17,7 @@ from gymnasium import spaces
 from recsim_env.candidates import CandidateGenerator, MixedCandidates
 from recsim_env.data import Dataset, load_dataset
 from recsim_env.features import item_features, taste_profiles, user_features
-from recsim_env.kernels import history_feedback, leave_draws, remember_feed, remember_page, reset_memory, slate_repeats
+from recsim_env.kernels import history_feedback, leave_draws, remember, reset_memory, slate_repeats
 from recsim_env.rewards import REWARD_TERMS, RewardWeights, reward_terms
 from recsim_env.sessions import MIN_HAZARD, LeaveModel, fitted_leave_model
 from recsim_env.validation import check_int, check_real, coerce_fields
@@ -442,9 +442,7 @@ class SessionBatch:
         self, rows: np.ndarray, items: np.ndarray, played: np.ndarray, clicked: np.ndarray, skipped: np.ndarray,
         watch: np.ndarray,
     ) -> None:
-        """Append what the user played to its memory: the clicked item (page) or every played item (feed; played
-        items are a prefix of the slate, a user who left stopped scrolling)."""
-        remember = remember_feed if self.config.feedback_mode == "feed" else remember_page
+        """Append what the user played to its memory, in slate order: the clicked item (page) or every played item (feed)."""
         remember(rows, items, played if self.config.feedback_mode == "feed" else clicked, skipped, watch, self.hist,
                  self.hist_ratio, self.hist_skipped, self.hist_time, self.hist_count, self.consumed)
 

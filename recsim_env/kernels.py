@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 __all__ = [
-    "history_feedback", "leave_draws", "leave_hazard", "leave_hazards", "profile_sums", "recency", "remember_feed", "remember_page", "reset_memory",
+    "history_feedback", "leave_draws", "leave_hazard", "leave_hazards", "profile_sums", "recency", "remember", "reset_memory",
     "reward_terms_kernel", "slate_repeats",
 ]
 
@@ -122,57 +122,34 @@ def reward_terms_kernel(played, clicked, skipped, watch, repeated, like_at):
 
 
 @njit(cache=True, nogil=True)
-def remember_feed(rows, items, played, skipped, watch, hist, hist_ratio, hist_skipped, hist_time, hist_count,
-                  consumed):
-    """Feed: append each row's played items (a prefix of its slate) to its right-aligned memory, in slate order."""
+def remember(rows, items, taken, skipped, watch, hist, hist_ratio, hist_skipped, hist_time, hist_count, consumed):
+    """Append each row's taken items (``taken`` (N, K): feed, the played ones; page, the clicked one), in slate order,
+    to its right-aligned memory of H items (the oldest drop out) and mark them consumed."""
     H = hist.shape[1]
     for i in range(len(rows)):
         r = rows[i]
-        seen = 0
-        while seen < items.shape[1] and played[i, seen]:
-            seen += 1
-        if seen == 0:
-            continue
-        keep = H - seen
-        for h in range(max(keep, 0)):
-            hist[r, h] = hist[r, h + seen]
-            hist_ratio[r, h] = hist_ratio[r, h + seen]
-            hist_skipped[r, h] = hist_skipped[r, h + seen]
-            hist_time[r, h] = hist_time[r, h + seen]
-        for k in range(max(seen - H, 0), seen):
-            h = keep + k
-            hist[r, h] = items[i, k]
-            hist_ratio[r, h] = watch[i, k]
-            hist_skipped[r, h] = skipped[i, k]
-            hist_time[r, h] = np.nan
-            consumed[r, items[i, k]] = True
-        for k in range(max(seen - H, 0)):
-            consumed[r, items[i, k]] = True
-        hist_count[r] += seen
-
-
-@njit(cache=True, nogil=True)
-def remember_page(rows, items, clicked, skipped, watch, hist, hist_ratio, hist_skipped, hist_time, hist_count,
-                  consumed):
-    """Page: append each row's clicked item (if any) to its right-aligned memory."""
-    H = hist.shape[1]
-    for i in range(len(rows)):
-        r = rows[i]
+        new = 0
         for k in range(items.shape[1]):
-            if not clicked[i, k]:
+            new += taken[i, k]
+        if new == 0:
+            continue
+        keep = H - new
+        for h in range(max(keep, 0)):
+            hist[r, h] = hist[r, h + new]
+            hist_ratio[r, h] = hist_ratio[r, h + new]
+            hist_skipped[r, h] = hist_skipped[r, h + new]
+            hist_time[r, h] = hist_time[r, h + new]
+        j = 0  # the j-th taken item goes to memory slot keep + j (if it is among the last H)
+        for k in range(items.shape[1]):
+            if not taken[i, k]:
                 continue
-            for h in range(H - 1):
-                hist[r, h] = hist[r, h + 1]
-                hist_ratio[r, h] = hist_ratio[r, h + 1]
-                hist_skipped[r, h] = hist_skipped[r, h + 1]
-                hist_time[r, h] = hist_time[r, h + 1]
-            hist[r, H - 1] = items[i, k]
-            hist_ratio[r, H - 1] = watch[i, k]
-            hist_skipped[r, H - 1] = skipped[i, k]
-            hist_time[r, H - 1] = np.nan
-            hist_count[r] += 1
             consumed[r, items[i, k]] = True
-            break
+            h = keep + j
+            j += 1
+            if h < 0:
+                continue
+            hist[r, h], hist_ratio[r, h], hist_skipped[r, h], hist_time[r, h] = items[i, k], watch[i, k], skipped[i, k], np.nan
+        hist_count[r] += new
 
 
 @njit(cache=True, nogil=True)

@@ -5,7 +5,7 @@ import pytest
 from scipy.special import expit
 
 from recsim_env.features import item_features, recency_weights, taste_profiles
-from recsim_env.kernels import remember_feed, remember_page, slate_repeats
+from recsim_env.kernels import remember, slate_repeats
 from recsim_env.rewards import reward_terms
 from recsim_env.sessions import MIN_HAZARD, LeaveModel, _features
 
@@ -57,24 +57,24 @@ def test_reward_terms_hand_computed():
 
 
 @pytest.mark.parametrize("K", [3, 12])  # fewer and more new items than the memory holds (H = 8)
-def test_feed_memory_keeps_the_last_H_of_memory_then_the_played_prefix(K):
+def test_memory_keeps_the_last_H_of_memory_then_the_taken_items_in_order(K):
     rng = np.random.default_rng(K)
     n, H, n_items = 5, 8, 50
     hist, skipped_h, ratio = memories(n, H, n_items, rng)
     when = np.where(hist >= 0, rng.random((n, H)), np.nan)
     items = rng.integers(0, n_items, (n, K))
-    seen = rng.integers(0, K + 1, n)
-    played = np.arange(K)[None] < seen[:, None]
+    played = rng.random((n, K)) < 0.6  # any subset (a custom simulator need not play a prefix)
+    played[0] = False
     skipped = rng.random((n, K)) < 0.5
     watch = rng.random((n, K))
     state = [a.copy() for a in (hist, ratio, skipped_h, when)]
     count, consumed = np.zeros(n, np.int64), np.zeros((n, n_items), bool)
-    remember_feed(np.arange(n), items, played, skipped, watch, *state, count, consumed)
+    remember(np.arange(n), items, played, skipped, watch, *state, count, consumed)
     for i in range(n):
-        s = seen[i]
+        m = played[i]
         for arr, old, new in zip(state, (hist, ratio, skipped_h, when), (items, watch, skipped, np.full((n, K), np.nan))):
-            np.testing.assert_array_equal(arr[i], np.concatenate([old[i], new[i, :s]])[-H:])
-        assert count[i] == s and set(np.flatnonzero(consumed[i])) == set(items[i, :s])
+            np.testing.assert_array_equal(arr[i], np.concatenate([old[i], new[i][m]])[-H:])
+        assert count[i] == m.sum() and set(np.flatnonzero(consumed[i])) == set(items[i][m])
 
 
 def test_page_memory_appends_the_clicked_item_only():
@@ -82,7 +82,7 @@ def test_page_memory_appends_the_clicked_item_only():
     state = [hist.copy(), np.zeros((2, 3)), np.zeros((2, 3), bool), np.zeros((2, 3))]
     count, consumed = np.zeros(2, np.int64), np.zeros((2, 10), bool)
     clicked = np.array([[False, True], [False, False]])
-    remember_page(np.array([0, 1]), np.array([[7, 8], [5, 6]]), clicked, np.array([[False, True], [False, False]]),
+    remember(np.array([0, 1]), np.array([[7, 8], [5, 6]]), clicked, np.array([[False, True], [False, False]]),
                   np.array([[0.5, 0.2], [0.9, 0.9]]), *state, count, consumed)
     np.testing.assert_array_equal(state[0], [[3, 4, 8], [1, 2, 3]])
     assert state[2][0, -1] and state[1][0, -1] == 0.2 and list(count) == [1, 0] and consumed[0, 8] and not consumed[1].any()
