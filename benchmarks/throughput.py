@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 import recsim_env
 
 ENV = recsim_env.ENV_ID
+WARM_UP = 0.5  # CPU-seconds of the same work before each timed row (peers' scripts too)
 
 __all__ = ["measure_single", "measure_vector", "step_profile"]
 
@@ -51,9 +52,11 @@ def measure_single(env: gym.Env, seconds: float, rng: np.random.Generator) -> fl
     high = env.action_space.nvec
     actions = rng.integers(0, high, size=(256, len(high)))
     env.reset(seed=int(rng.integers(2**31)))
-    for a in actions[:50]:  # warm-up, untimed (the first call loads the compiled kernels)
-        if any(env.step(a)[2:4]):
-            env.reset()
+    start = time.process_time()
+    while time.process_time() - start < WARM_UP:  # untimed: after a wait this VM's vCPU runs slow for a while
+        for a in actions[:50]:
+            if any(env.step(a)[2:4]):
+                env.reset()
     steps, start = 0, time.process_time()
     while time.process_time() - start < seconds:
         for a in actions:
@@ -70,8 +73,9 @@ def measure_vector(envs: gym.vector.VectorEnv, seconds: float, rng: np.random.Ge
     high = envs.single_action_space.nvec
     actions = rng.integers(0, high, size=(16, envs.num_envs, len(high)))
     envs.reset(seed=int(rng.integers(2**31)))
-    for a in actions[:2]:  # warm-up, untimed
-        envs.step(a)
+    start = time.process_time()
+    while time.process_time() - start < WARM_UP:  # untimed, as in measure_single
+        envs.step(actions[0])
     real = calls = 0
     start = time.process_time()
     while time.process_time() - start < seconds:
@@ -482,12 +486,16 @@ def fitted_main(args: argparse.Namespace) -> int:
     for k, v in med.items():
         extra = f" (no-ops {100 * np.median(noops[k]):.0f}%)" if k in noops and np.median(noops[k]) > 0 else ""
         lines.append(f"| {k}{extra} | {v:,.0f} | {v / single_v:.2f} |")
-    lines += ["", "Targets (issue 23): single env >= 8,500 steps per CPU-s and >= 2x RecSim -> "
-              f"{single_v:,.0f} ({'met' if single_v >= 8500 else 'NOT met'}"
-              + (f"; {single_v / recsim_v:.1f}x RecSim, {'met' if single_v >= 2 * recsim_v else 'NOT met'}" if recsim_v else "")
-              + f"); vector N={top_n} >= 100,000 real transitions per CPU-s -> {big:,.0f} with NEXT_STEP autoreset "
-              f"({'met' if big >= 100_000 else 'NOT met'}), "
-              f"{med[f'RecSimVectorEnv N={top_n}, autoreset SAME_STEP']:,.0f} with SAME_STEP.", ""]
+    recsim10 = med.get("RecSim 0.2.4 interest_evolution (20 candidates, slate 10)")
+    same = med[f"RecSimVectorEnv N={top_n}, autoreset SAME_STEP"]
+    ok = lambda cond: "met" if cond else "NOT met"  # noqa: E731
+    lines += ["", f"Targets (issue 23): single env >= 8,500 steps per CPU-s -> {single_v:,.0f} ({ok(single_v >= 8500)})"
+              + (f"; >= 2x RecSim: {single_v / recsim10:.2f}x RecSim at the same slate size (10 of 20 candidates; the "
+                 f"issue's RecSim reference, 4,238, was measured at about this config's speed) ({ok(single_v >= 2 * recsim10)}), "
+                 f"{single_v / recsim_v:.2f}x RecSim's tutorial config (slate 2 of 10) ({ok(single_v >= 2 * recsim_v)})"
+                 if recsim_v and recsim10 else "")
+              + f"; vector N={top_n} >= 100,000 real transitions per CPU-s -> {big:,.0f} with Gymnasium's default "
+              f"NEXT_STEP autoreset ({ok(big >= 100_000)}), {same:,.0f} with SAME_STEP ({ok(same >= 100_000)}).", ""]
     for title, rows in profiles.items():
         lines += [f"Profile of one {title} (cProfile; own time, profiler overhead included):", "",
                   "| function | share of own time | us per step | calls per step |", "| --- | ---: | ---: | ---: |"]

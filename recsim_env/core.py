@@ -16,9 +16,9 @@ from gymnasium import spaces
 
 from recsim_env.candidates import CandidateGenerator, MixedCandidates
 from recsim_env.data import Dataset, load_dataset
-from recsim_env.features import item_features, taste_profiles, user_features
-from recsim_env.kernels import history_feedback, leave_draws, remember, reset_memory, slate_repeats
-from recsim_env.rewards import REWARD_TERMS, RewardWeights, reward_terms
+from recsim_env.features import item_features, user_features
+from recsim_env.kernels import history_feedback, leave_draws, profile_sums, remember, reset_memory, reward_terms_kernel, slate_repeats
+from recsim_env.rewards import REWARD_TERMS, RewardWeights
 from recsim_env.sessions import MIN_HAZARD, LeaveModel, fitted_leave_model
 from recsim_env.validation import check_int, check_real, coerce_fields
 from simulators.base import RequestBatch, UserSimulator, respond_batch
@@ -164,19 +164,26 @@ def empty_feedback(n: int, K: int) -> dict[str, np.ndarray]:
     item_id -1, position 0..K-1, clicked / skipped / played / rated False, watch_ratio and rating -1, reasons "".
 
     No NaN and no None: Gymnasium's env checker compares infos with ``allclose`` (NaN != NaN) and Minari stores
-    fixed-shape arrays; ``played`` and ``rated`` say where watch_ratio and rating mean something."""
-    return {
-        "item_id": np.full((n, K), -1, np.int64),
-        "position": np.broadcast_to(np.arange(K, dtype=np.int64), (n, K)).copy(),
-        "clicked": np.zeros((n, K), bool),
-        "skipped": np.zeros((n, K), bool),
-        "played": np.zeros((n, K), bool),
-        "rated": np.zeros((n, K), bool),
-        "watch_ratio": np.full((n, K), -1.0),
-        "rating": np.full((n, K), -1.0),
-        "reason_class": np.full((n, K), "", dtype=object),
-        "reason_text": np.full((n, K), "", dtype=object),
-    }
+    fixed-shape arrays; ``played`` and ``rated`` say where watch_ratio and rating mean something. Fresh arrays, copied
+    from a kept template (this runs at every reset)."""
+    template = _EMPTY_FEEDBACK.get((n, K))
+    if template is None:
+        template = _EMPTY_FEEDBACK[n, K] = {
+            "item_id": np.full((n, K), -1, np.int64),
+            "position": np.broadcast_to(np.arange(K, dtype=np.int64), (n, K)).copy(),
+            "clicked": np.zeros((n, K), bool),
+            "skipped": np.zeros((n, K), bool),
+            "played": np.zeros((n, K), bool),
+            "rated": np.zeros((n, K), bool),
+            "watch_ratio": np.full((n, K), -1.0),
+            "rating": np.full((n, K), -1.0),
+            "reason_class": np.full((n, K), "", dtype=object),
+            "reason_text": np.full((n, K), "", dtype=object),
+        }
+    return {k: v.copy() for k, v in template.items()}
+
+
+_EMPTY_FEEDBACK: dict[tuple[int, int], dict[str, np.ndarray]] = {}
 
 
 @dataclass
@@ -242,6 +249,7 @@ class SessionBatch:
         self.candidates = np.zeros((n, config.num_candidates), dtype=np.int64)
         self._slots = np.arange(config.slate_size, dtype=np.int64)
         self._blank: dict[int, np.ndarray] = {}
+        self._text_dim = self.features.text.shape[1]
         self.weights = config.reward_weights.as_array()
         self.observation_space = self._observation_space()
         K = config.slate_size
@@ -371,16 +379,15 @@ class SessionBatch:
             step=self.steps[rows], history_time=self.hist_time[rows], history_count=self.hist_count[rows],
         )
         answer = respond_batch(self.simulator, batch, rngs)
-        played = answer.played.astype(bool)
-        clicked = answer.clicked.astype(bool)
+        # the answer's arrays are the env's from here on (a simulator hands over fresh ones): edited in place below
+        played, clicked = (np.ascontiguousarray(a, bool) for a in (answer.played, answer.clicked))
         skipped = answer.skipped.astype(bool) & played
-        watch = answer.watch_ratio.astype(np.float64)
-        rating = answer.rating.astype(np.float64)
+        watch, rating = (np.ascontiguousarray(a, np.float64) for a in (answer.watch_ratio, answer.rating))
         leave = answer.leave.astype(bool)
         if self.leave_model is not None:  # feed: nothing after the item the user left on was seen (cleared in place)
             leave |= self._leave(rows, played, clicked, skipped, watch, rating, rngs)
 
-        terms = reward_terms(played, clicked, skipped, watch, repeated, ds.thresholds.like_at)
+        terms = reward_terms_kernel(played, clicked, skipped, watch, repeated, float(ds.thresholds.like_at))
         reward = terms @ self.weights
 
         self._remember(rows, items, played, clicked, skipped, watch)
@@ -451,12 +458,13 @@ class SessionBatch:
         hist = self.hist[rows]
         ratio = self.hist_ratio[rows]
         skipped = self.hist_skipped[rows]
-        pos, _, _ = taste_profiles(self.features, hist, ratio, skipped, self.config.profile_decay)
+        index, value = self.features.sparse_text
+        profiles, _ = profile_sums(hist, skipped, ratio, self.config.profile_decay, index, value, self._text_dim)
         obs = {
             "user": self.user_feats[self.user[rows]],
             "history_items": hist,
             "history_feedback": history_feedback(hist, skipped, ratio, MAX_OBS_RATIO),
-            "profile": pos.astype(np.float32),
+            "profile": profiles[0].astype(np.float32),  # the watched items' profile (taste_profiles)
             "patience": self.patience[rows, None].astype(np.float32),
             "step": self.steps[rows, None].astype(np.float32),
         }

@@ -193,7 +193,8 @@ class RequestBatch:
 class ResponseBatch:
     """N answers as arrays (the fields of :class:`SimulationResponse`, one row per user): played, clicked, skipped,
     watch_ratio, rating (N, K); leave, errors (N,); choice_probs (N, K + 1) in page mode and skip_probs (N, K) in feed
-    mode, or None where the simulator gives none; reason_class / reason_text (N, K) object arrays or None."""
+    mode, or None where the simulator gives none; reason_class / reason_text (N, K) object arrays or None. The arrays
+    pass to the environment, which may edit them: a simulator returns fresh ones, not buffers it keeps."""
 
     played: np.ndarray
     clicked: np.ndarray

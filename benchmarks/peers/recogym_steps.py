@@ -21,7 +21,8 @@ env.unwrapped.init_gym(config)
 rng = np.random.default_rng(0)
 env.reset()
 env.step(None)
-for _ in range(200):  # warm-up, untimed: RecoGym compiles its numba functions on first use
+warm = time.process_time()
+while time.process_time() - warm < 0.5:  # warm-up, untimed (RecoGym compiles numba functions first)
     _, _, done, _ = env.step(int(rng.integers(args.num_products)))
     if done:
         env.reset()

@@ -19,7 +19,8 @@ config = {"num_candidates": args.num_candidates, "slate_size": args.slate_size, 
 env = interest_evolution.create_environment(config)
 rng = np.random.default_rng(0)
 env.reset()
-for _ in range(200):  # warm-up, untimed
+warm = time.process_time()
+while time.process_time() - warm < 0.5:  # warm-up, untimed
     _, _, done, _ = env.step(list(rng.choice(args.num_candidates, args.slate_size, replace=False)))
     if done:
         env.reset()
