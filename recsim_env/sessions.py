@@ -7,9 +7,14 @@ days, so results change little between 30 minutes and a few hours; `benchmarks/s
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 
-from recsim_env.data import Dataset
+from recsim_env.data import Dataset, cache_dir
 from recsim_env.kernels import leave_hazards
 
 __all__ = ["FEATURES", "MIN_HAZARD", "LeaveModel", "fitted_leave_model", "ks_distance", "leave_hazard", "session_lengths", "sessions"]
@@ -153,13 +158,26 @@ _FITTED: dict = {}
 
 def fitted_leave_model(dataset: Dataset, gap_seconds: float = 3600.0) -> LeaveModel:
     """The leaving model of ``RecSimEnv-v1``: fitted on the dataset's train users' sessions (gap < ``gap_seconds``),
-    cached per dataset content in this process."""
+    cached per dataset content in this process and on disk (``$RECSIM_CACHE/sessions``, keyed by the dataset's
+    content, the gap and this module's code, so an edit never reads a stale fit)."""
     key = (dataset.fingerprint(), gap_seconds)
     if key not in _FITTED:
         if np.isnan(dataset.inter_time).any():
             raise ValueError(f"session_end='fitted' needs timestamps to cut sessions; {dataset.name} has interactions "
                              f"without one. Use session_end='patience' or pass a LeaveModel.")
-        _FITTED[key] = LeaveModel.fit(dataset, gap_seconds, dataset.users("train"))
+        digest = hashlib.sha256(f"{key}".encode() + Path(__file__).read_bytes()).hexdigest()[:24]
+        path = cache_dir() / "sessions" / f"{dataset.name}-{digest}.json"
+        try:
+            _FITTED[key] = LeaveModel(np.array(json.loads(path.read_text())["weights"]), gap_seconds)
+        except (OSError, ValueError, KeyError):  # absent or unreadable: fit, then try to keep it
+            _FITTED[key] = LeaveModel.fit(dataset, gap_seconds, dataset.users("train"))
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps({"weights": _FITTED[key].weights.tolist(), "gap_seconds": gap_seconds}))
+                os.replace(tmp, path)  # atomic: a half-written file is never read
+            except OSError:  # a read-only cache only costs the next process a refit
+                pass
     return _FITTED[key]
 
 

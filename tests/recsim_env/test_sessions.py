@@ -70,3 +70,20 @@ def test_hazard_never_falls_below_the_floor_and_weights_are_checked():
     assert np.all(never.hazard(np.arange(5), False, True, 100) == MIN_HAZARD)
     with pytest.raises(ValueError, match="needs 6 weights"):
         LeaveModel(np.zeros(4), 3600)
+
+
+def test_fitted_leave_model_is_kept_on_disk_and_read_back(ml100k, tmp_path, monkeypatch):
+    import recsim_env.sessions as sessions_module
+
+    monkeypatch.setenv("RECSIM_CACHE", str(tmp_path))
+    monkeypatch.setattr(sessions_module, "_FITTED", {})
+    first = sessions_module.fitted_leave_model(ml100k)
+    (kept,) = (tmp_path / "sessions").glob("ml-100k-*.json")
+    monkeypatch.setattr(sessions_module, "_FITTED", {})
+    monkeypatch.setattr(sessions_module.LeaveModel, "fit", None)  # a second process reads the file: no fit
+    np.testing.assert_array_equal(sessions_module.fitted_leave_model(ml100k).weights, first.weights)
+    kept.write_text("{not json")  # unreadable: refitted (with the real fit), not an error
+    monkeypatch.undo()
+    monkeypatch.setenv("RECSIM_CACHE", str(tmp_path))
+    monkeypatch.setattr(sessions_module, "_FITTED", {})
+    np.testing.assert_allclose(sessions_module.fitted_leave_model(ml100k).weights, first.weights)
