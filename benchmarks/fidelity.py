@@ -54,7 +54,8 @@ __all__ = [
 Scorer = Callable[[Sequence[ChoiceScene]], np.ndarray]
 SkipScorer = Callable[[Sequence[SimulationRequest]], list[np.ndarray]]
 
-# Published figures (different data, same protocols; ../shared/DESIGN.md), shown beside our table.
+# Published figures (other data, models and scene builders; ../shared/DESIGN.md), shown below our table for scale only:
+# the papers' own protocols live in benchmarks/protocols/ (their figures in those tables' columns).
 ANCHORS = (
     ("MovieLens, 5-option choice accuracy (UserMirrorer)", "random 20%; Llama-3.2-3B 23.3%; +SFT+DPO 67.3%; GPT-5.1 63.3%; Gemini-3-Pro 73.6%"),
     ("MovieLens, like/dislike accuracy (Agent4Rec protocol; ENF, VRAgent-R1)", "0.815 acc, 0.808 F1"),
@@ -131,10 +132,12 @@ def reversed_scenes(scenes: Sequence[ChoiceScene]) -> list[ChoiceScene]:
 
 def like_requests(
     dataset: Dataset, split: str = "test", positives: int = 5, memory: int = 30, min_history: int = 5, seed: int = 0,
+    ratio: int = 1,
 ) -> tuple[list[SimulationRequest], list[np.ndarray]]:
-    """Agent4Rec's protocol: per user, the last ``positives`` real items (held out of the memory) and as many
-    never-interacted items, shuffled into one feed request; returns (requests, truth: True = real item)."""
-    rng = np.random.default_rng([seed, 3])
+    """Agent4Rec's protocol: per user, the last ``positives`` real items (held out of the memory) and ``ratio`` times
+    as many never-interacted items, shuffled into one feed request; returns (requests, truth: True = real item).
+    Users without enough never-interacted items for the ratio are left out."""
+    rng = np.random.default_rng([seed, 3] if ratio == 1 else [seed, 3, ratio])  # ratio 1: the scenes of earlier runs
     requests, truth = [], []
     for u in dataset.users(split):
         h = dataset.history(u)
@@ -143,7 +146,9 @@ def like_requests(
             continue
         seen = np.zeros(dataset.n_items, bool)
         seen[dataset.inter_item[h]] = True
-        negatives = rng.choice(np.flatnonzero(~seen), positives, replace=False)
+        if (~seen).sum() < ratio * positives:
+            continue
+        negatives = rng.choice(np.flatnonzero(~seen), ratio * positives, replace=False)
         items = np.concatenate([dataset.inter_item[h.start + n - positives : h.stop], negatives])
         order = rng.permutation(len(items))
         requests.append(SimulationRequest.from_history(dataset, u, n - positives, items[order], "feed", memory))
@@ -160,6 +165,7 @@ class Contender:
     choice: Scorer | None = None
     skip: SkipScorer | None = None
     reasons: Callable[[Sequence[SimulationRequest]], list[np.ndarray]] | None = None
+    ratings: Callable[[Sequence[SimulationRequest]], list[np.ndarray]] | None = None  # expected rating per item if watched
 
 
 def simulator_scorer(simulator: UserSimulator, batch_size: int = 256) -> Scorer:
@@ -186,8 +192,10 @@ def _simulator_skips(simulator: UserSimulator, batch_size: int = 256) -> SkipSco
 
 
 def simulator_contender(name: str, simulator: UserSimulator) -> Contender:
-    """A simulator answers every protocol; reasons where it has ``reason_probs`` (the LLM simulator)."""
-    return Contender(name, simulator_scorer(simulator), _simulator_skips(simulator), getattr(simulator, "reason_probs", None))
+    """A simulator answers every protocol; reasons where it has ``reason_probs`` (the LLM simulator), ratings where it
+    has ``expected_ratings`` (the data-fitted model)."""
+    return Contender(name, simulator_scorer(simulator), _simulator_skips(simulator), getattr(simulator, "reason_probs", None),
+                     getattr(simulator, "expected_ratings", None))
 
 
 def random_scorer(scenes: Sequence[ChoiceScene]) -> np.ndarray:
@@ -454,7 +462,7 @@ def format_results(results: dict, dataset: str, commands: str | Sequence[str]) -
               "| --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {name} | {cell(r, 'judge', 'accuracy')} | {cell(r, 'judge', 'f1')} | {cell(r, 'judge', 'auc')} | "
               f"{cell(r, 'reason', 'accuracy')} | {cell(r, 'reason', 'macro_f1')} |" for name, r in rows.items()]
-    lines += ["", "## Published figures (different data and models, same protocols)", "", "| protocol | figure |", "| --- | --- |"]
+    lines += ["", "## Published figures, for scale only (other data, models and scene builders: not these protocols; the papers' own protocols are rebuilt in benchmarks/protocols/, e.g. `recsim eval-simulator --protocol agent4rec`)", "", "| task | figure |", "| --- | --- |"]
     lines += [f"| {p} | {f} |" for p, f in ANCHORS]
     return "\n".join(lines) + "\n"
 

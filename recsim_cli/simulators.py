@@ -77,6 +77,15 @@ def cmd_eval_simulator(args: argparse.Namespace) -> int:
 
     names = [*args.baselines.split(","), args.simulator] if args.baselines else [args.simulator]
     config = FidelityConfig(per_user=args.per_user, negatives=tuple(args.negatives.split(",")), feed_per_user=args.feed_per_user)
+    if args.protocol == "agent4rec":
+        from benchmarks.protocols import agent4rec
+        from recsim_cli.errors import UsageError
+
+        if args.add_to:
+            raise UsageError("--add-to applies to the fidelity tables (--protocol fidelity), not to --protocol agent4rec.")
+        out = args.out or f"benchmarks/results/agent4rec_{Path(args.simulator.rstrip('/')).name.replace(':', '_')}"
+        agent4rec.run(names, args.dataset, config, out, args.command_line)
+        return 0
     out = args.out or f"benchmarks/results/fidelity_{Path(args.simulator.rstrip('/')).name.replace(':', '_')}"
     results = run(names, args.dataset, config, out, args.command_line, args.add_to, args.perception)
     from simulators.llm.models import ModelNotFoundError, resolve_adapter_dir
@@ -129,6 +138,9 @@ def _add_eval_simulator(sub) -> None:
     p = sub.add_parser("eval-simulator", help="fidelity of a simulator on held-out test users (benchmarks/fidelity.py)")
     p.set_defaults(func=cmd_eval_simulator)
     p.add_argument("--simulator", required=True, help="fitted, llm, llm:<adapter dir>, or an adapter / model directory")
+    p.add_argument("--protocol", default="fidelity", choices=["fidelity", "agent4rec"],
+                   help="fidelity: this project's scenes (choice, like/dislike, judge, reason); agent4rec: like/dislike at "
+                   "1:1, 1:3, 1:9 and rating RMSE / MAE (benchmarks/protocols/agent4rec.py)")
     p.add_argument("--baselines", default="random,popularity,fitted", help="comma-separated rows shown beside it ('' for none)")
     p.add_argument("--dataset", default="ml-100k")
     p.add_argument("--per-user", type=int, default=2, help="choice scenes per test user")

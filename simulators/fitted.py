@@ -505,6 +505,19 @@ class FittedUserModel:
         batch = RequestBatch.from_requests(requests, self.config.memory)
         return self._choice_features(*self._memory(batch), batch.slate)[0] @ self.choice_weights
 
+    def expected_ratings(self, requests: Sequence[SimulationRequest]) -> list[np.ndarray]:
+        """Each slate item's expected rating if the user watches it (the watch-ratio head's distribution over the
+        rating-proxy levels, read back as stars); NaN where the dataset's watch ratio is not a rating proxy."""
+        ds = self.dataset
+        if self.watch_weights is None or ds.watch_ratio_source != "rating proxy" or ds.rating_range is None:
+            return [np.full(len(r.slate), np.nan) for r in requests]
+        batch = RequestBatch.from_requests(requests, self.config.memory)
+        cf, user_ratio = self._choice_features(*self._memory(batch), batch.slate)
+        z = _watch_features(self.features, cf, batch.slate, user_ratio, self._prior_ratio) @ self.watch_weights
+        p = np.exp(z - z.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)  # (N, K, levels)
+        return list(p @ ds.rating_of_ratio(self.bin_low))
+
     def _choice_features(self, hist, ratio, skipped, slate) -> tuple[np.ndarray, np.ndarray]:
         pos, neg, user_ratio = taste_profiles(self.features, hist, ratio, skipped, self.decay)
         co = _co_affinity(self.co_occurrence, hist, skipped, self.decay, slate)

@@ -393,6 +393,14 @@ class LLMUserSimulator:
                     self._store(keys[i], hits[i])
         return hits
 
+    def expected_ratings(self, requests: Sequence[SimulationRequest]) -> list[np.ndarray]:
+        """Each slate item's expected rating if the user watches it, from the decision heads' value distribution over
+        the rating levels; NaN without heads or ratings (the letters path gives no distribution to average)."""
+        if self.heads is None or not self.scenes.rated:
+            return [np.full(len(r.slate), np.nan) for r in requests]
+        levels = np.asarray(self.scenes.levels, np.float64)
+        return [np.asarray(o["values"], np.float64) @ levels for o in self.head_outputs(requests)]
+
     def _page_heads(self, rows: list[_Row]) -> None:
         for row, o in zip(rows, self.head_outputs([row.r for row in rows])):
             allowed = ~np.asarray(row.r.repeated, bool)
