@@ -77,6 +77,16 @@ def cmd_eval_simulator(args: argparse.Namespace) -> int:
 
     names = [*args.baselines.split(","), args.simulator] if args.baselines else [args.simulator]
     config = FidelityConfig(per_user=args.per_user, negatives=tuple(args.negatives.split(",")), feed_per_user=args.feed_per_user)
+    if args.protocol == "policy-ranking":
+        from benchmarks.protocols import policy_ranking
+        from recsim_cli.errors import UsageError
+
+        if args.simulator not in ("fitted", "llm"):
+            raise UsageError(f"--protocol policy-ranking runs the env with --simulator fitted or llm, got {args.simulator!r}.")
+        out = args.out or f"benchmarks/results/policy_ranking_{args.simulator}"
+        policy_ranking.run(args.simulator, args.policies.split(","), args.dataset, policy_ranking.RankingConfig(), out,
+                           args.command_line)
+        return 0
     if args.protocol == "agent4rec":
         from benchmarks.protocols import agent4rec
         from recsim_cli.errors import UsageError
@@ -138,9 +148,13 @@ def _add_eval_simulator(sub) -> None:
     p = sub.add_parser("eval-simulator", help="fidelity of a simulator on held-out test users (benchmarks/fidelity.py)")
     p.set_defaults(func=cmd_eval_simulator)
     p.add_argument("--simulator", required=True, help="fitted, llm, llm:<adapter dir>, or an adapter / model directory")
-    p.add_argument("--protocol", default="fidelity", choices=["fidelity", "agent4rec"],
+    p.add_argument("--protocol", default="fidelity", choices=["fidelity", "agent4rec", "policy-ranking"],
                    help="fidelity: this project's scenes (choice, like/dislike, judge, reason); agent4rec: like/dislike at "
-                   "1:1, 1:3, 1:9 and rating RMSE / MAE (benchmarks/protocols/agent4rec.py)")
+                   "1:1, 1:3, 1:9 and rating RMSE / MAE (benchmarks/protocols/agent4rec.py); policy-ranking: Spearman's "
+                   "rho between policies' offline metrics on held-out logs and their returns in the env "
+                   "(benchmarks/protocols/policy_ranking.py)")
+    p.add_argument("--policies", default="random,popular,content,BPR,LightGCN,SASRec,GRU4Rec,NARM",
+                   help="policy-ranking: heuristics (random, popular, content) and RecBole models by name")
     p.add_argument("--baselines", default="random,popularity,fitted", help="comma-separated rows shown beside it ('' for none)")
     p.add_argument("--dataset", default="ml-100k")
     p.add_argument("--per-user", type=int, default=2, help="choice scenes per test user")
