@@ -20,7 +20,7 @@ import numpy as np
 
 from recsim_env.data import Dataset
 
-__all__ = ["RankingConfig", "evaluate", "format_results", "ndcg_at_k", "recall_at_k", "spearman", "starts"]
+__all__ = ["RankingConfig", "evaluate", "format_results", "ndcg_at_k", "plot_results", "recall_at_k", "run", "spearman", "starts"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,28 @@ def format_results(results: dict, title: str, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot_results(results: dict, path, simulator: str) -> None:
+    """Each policy's offline NDCG@K on the real logs (x) against its click rate and return in the simulator (y)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = results["means"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    for ax, key in zip(axes, ("click_rate", "return")):
+        for p in results["policies"]:
+            ax.scatter(m["ndcg"][p], m[key][p])
+            ax.annotate(p, (m["ndcg"][p], m[key][p]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        rho = results["rho"][f"ndcg vs {key}"]
+        ax.set_title(f"Spearman rho {rho['rho']:.2f} [{rho['ci'][0]:.2f}, {rho['ci'][1]:.2f}]", fontsize=9)
+        ax.set_xlabel("NDCG@K on held-out real logs")
+        ax.set_ylabel(f"{key.replace('_', ' ')} in the {simulator} simulator")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def run(simulator: str, policy_names: Sequence[str], dataset_name: str, config: RankingConfig, out: str | None,
         command: str, recbole_epochs: int = 3) -> dict:
     """Rank the named policies (``recsim rollout --policy`` names) in ``simulator``'s env and on the real logs; write
@@ -159,7 +181,8 @@ def run(simulator: str, policy_names: Sequence[str], dataset_name: str, config: 
         base.parent.mkdir(parents=True, exist_ok=True)
         base.with_suffix(".md").write_text(text)
         base.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {base}.{{md,json}}")
+        plot_results(results, base.with_suffix(".png"), simulator)
+        print(f"wrote {base}.{{md,json,png}}")
     return results
 
 
