@@ -241,12 +241,12 @@ class RecBolePolicy:
         from recbole.data.interaction import Interaction
 
         hist = np.asarray(history_items)
-        keep = hist >= 0
+        known = (hist >= 0) & (self.env_to_rb[np.maximum(hist, 0)] > 0)  # in the memory and known to RecBole
+        keep = known
         if skipped is not None and self.positives_only:
-            liked = keep & (np.asarray(skipped) < 0.5)
-            keep = liked if liked.any() else keep  # a memory of skips only: use it all rather than nothing
+            liked = known & (np.asarray(skipped) < 0.5)
+            keep = liked if liked.any() else known  # no known watched item: use every known one rather than nothing
         hist = self.env_to_rb[hist[keep]]
-        hist = hist[hist > 0]
         with torch.no_grad():
             if self.sequential:
                 if len(hist) == 0:

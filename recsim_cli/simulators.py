@@ -153,7 +153,7 @@ def _add_eval_simulator(sub) -> None:
                    "1:1, 1:3, 1:9 and rating RMSE / MAE (benchmarks/protocols/agent4rec.py); policy-ranking: Spearman's "
                    "rho between policies' offline metrics on held-out logs and their returns in the env "
                    "(benchmarks/protocols/policy_ranking.py)")
-    p.add_argument("--policies", default="random,popular,content,BPR,LightGCN,SASRec,GRU4Rec",
+    p.add_argument("--policies", default="random,popular,content,BPR,LightGCN,SASRec,GRU4Rec,NARM",
                    help="policy-ranking: heuristics (random, popular, content) and RecBole models by name")
     p.add_argument("--baselines", default="random,popularity,fitted", help="comma-separated rows shown beside it ('' for none)")
     p.add_argument("--dataset", default="ml-100k")

@@ -59,6 +59,13 @@ def test_scores_follow_the_history_for_sequential_models(tiny_playtime_dataset, 
     assert not np.allclose(a, b)
     with pytest.raises(ValueError, match="at least one memory item"):
         policy.scores(np.array([-1, -1]))
+    # the only watched memory item is one RecBole never saw (item 3, made unknown here): the known, skipped ones are
+    # read instead of raising
+    assert policy.positives_only
+    policy.env_to_rb = policy.env_to_rb.copy()
+    policy.env_to_rb[3] = 0
+    got = policy.scores(np.array([1, 2, 3]), skipped=np.array([1.0, 1.0, 0.0]))
+    np.testing.assert_allclose(got, policy.scores(np.array([1, 2])))
 
 
 def test_unknown_model_name_says_what_to_use(tiny_playtime_dataset, cache):
