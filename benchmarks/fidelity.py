@@ -39,6 +39,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from benchmarks.report import write_report
 from recsim_env.data import Dataset, load_dataset
 from recsim_env.features import item_features
 from simulators.base import SimulationRequest, UserSimulator, choice_distributions, stack_memory
@@ -606,12 +607,7 @@ def run(names: Sequence[str], dataset_name: str, config: FidelityConfig, out: st
     text = format_results(results, ds.name, commands)
     print(text)
     if out:
-        base = Path(out)
-        base.parent.mkdir(parents=True, exist_ok=True)
-        base.with_suffix(".md").write_text(text)
-        base.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-        plot_results(results, base.with_suffix(".png"))
-        print(f"wrote {base}.{{md,json,png}}")
+        write_report(out, text, results, plot_results)
     results["markdown"] = text
     return results
 

@@ -368,7 +368,6 @@ class SessionBatch:
     def step_rows(self, rows: np.ndarray, slates: np.ndarray, rngs: Sequence[np.random.Generator]) -> StepOutput:
         """Step the sessions ``rows`` with validated ``slates`` (len(rows), K)."""
         c, ds = self.config, self.dataset
-        K = c.slate_size
         n = len(rows)
         # a copy in catalog mode: info["feedback"]["item_id"] must not alias the caller's action array
         items = np.take_along_axis(self.candidates[rows], slates, 1) if c.action_mode == "candidates" else slates.copy()

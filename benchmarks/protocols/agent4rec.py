@@ -155,10 +155,8 @@ def plot_results(results: dict, path) -> None:
 def run(names: Sequence[str], dataset_name: str, config: FidelityConfig, out: str | None, command: str) -> dict:
     """Evaluate the named contenders (``benchmarks.fidelity.contenders_for``) and the mean-rating baselines, print the
     tables and write ``out.{md,json,png}``."""
-    import json
-    from pathlib import Path
-
     from benchmarks.fidelity import contenders_for
+    from benchmarks.report import write_report
     from recsim_env.data import load_dataset
 
     ds = load_dataset(dataset_name)
@@ -167,11 +165,6 @@ def run(names: Sequence[str], dataset_name: str, config: FidelityConfig, out: st
     text = format_results(results, ds.name, command)
     print(text)
     if out:
-        base = Path(out)
-        base.parent.mkdir(parents=True, exist_ok=True)
-        base.with_suffix(".md").write_text(text)
-        base.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-        plot_results(results, base.with_suffix(".png"))
-        print(f"wrote {base}.{{md,json,png}}")
+        write_report(out, text, results, plot_results)
     results["markdown"] = text
     return results

@@ -161,11 +161,9 @@ def run(simulator: str, policy_names: Sequence[str], dataset_name: str, config: 
         command: str, recbole_epochs: int = 3) -> dict:
     """Rank the named policies (``recsim rollout --policy`` names) in ``simulator``'s env and on the real logs; write
     ``out.{md,json}``."""
-    import json
-    from pathlib import Path
-
     import recsim_env  # noqa: F401  (registers the env)
     from agents.base import as_policy
+    from benchmarks.report import write_report
     from recsim_env.data import load_dataset
 
     ds = load_dataset(dataset_name)
@@ -177,12 +175,7 @@ def run(simulator: str, policy_names: Sequence[str], dataset_name: str, config: 
     text = format_results(results, f"{simulator} simulator vs held-out real logs ({ds.name})", command)
     print(text)
     if out:
-        base = Path(out)
-        base.parent.mkdir(parents=True, exist_ok=True)
-        base.with_suffix(".md").write_text(text)
-        base.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-        plot_results(results, base.with_suffix(".png"), simulator)
-        print(f"wrote {base}.{{md,json,png}}")
+        write_report(out, text, results, lambda r, path: plot_results(r, path, simulator))
     return results
 
 

@@ -1,0 +1,21 @@
+"""Writing a benchmark's results: ``<out>.md`` (the table, with the command that made it), ``<out>.json`` (the raw
+numbers) and ``<out>.png`` (its plot), next to each other."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+__all__ = ["write_report"]
+
+
+def write_report(out: str | Path, text: str, results: dict, plot: Callable[[dict, Path], None] | None = None) -> None:
+    """Write ``out.{md,json,png}`` (``out`` without suffix; folders made as needed) and say so."""
+    base = Path(out)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    base.with_suffix(".md").write_text(text)
+    base.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    if plot is not None:
+        plot(results, base.with_suffix(".png"))
+    print(f"wrote {base}.{{md,json{',png' if plot is not None else ''}}}")
