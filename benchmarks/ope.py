@@ -14,7 +14,6 @@ Run: ``python -m benchmarks.ope`` -> ``benchmarks/results/ope.{md,json,png}``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
+
+from benchmarks.report import write_report
 
 __all__ = ["Logged", "estimate", "load_logged", "main", "true_value"]
 
@@ -168,15 +169,19 @@ def main(argv: list[str] | None = None) -> int:
            "a target far from the logger (here the sharp softmax over taste) leaves few effective "
            "samples and wide intervals; per-decision IPS of the whole return is unbiased but its variance grows with the "
            "episode's length. Definitions and intervals: `benchmarks/ope.py`."]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text("\n".join(md) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"command": cmd, "env": ENV_KWARGS, "rows": rows}, indent=1) + "\n")
+    print("\n".join(md))
+    write_report(args.out, "\n".join(md) + "\n", {"command": cmd, "env": ENV_KWARGS, "rows": rows}, plot_results)
+    return 0
+
+
+def plot_results(results: dict, path: Path) -> None:
+    """True first-slate values and the IPS / SNIPS estimates per target policy, with their intervals."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = results["rows"]
     fig, ax = plt.subplots(figsize=(7, 3.6))
     names = list(rows)
     for j, (label, get, ci) in enumerate((("true (on-policy)", lambda r: r["true"]["first"], lambda r: r["true"]["first_ci"]),
@@ -190,10 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title("Off-policy estimates from a logged Minari dataset vs truth")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out.with_suffix(".png"), dpi=120)
-    print("\n".join(md))
-    return 0
-
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,11 +10,12 @@ Run: ``python -m benchmarks.sessions`` -> ``benchmarks/results/sessions.{md,json
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.report import write_report
 
 __all__ = ["main"]
 
@@ -165,34 +166,36 @@ def main(argv: list[str] | None = None) -> int:
            "logged analogue of a viewing session, not the same thing. Hazards by position fall partly because long "
            "sessions belong to a few heavy raters; the model's tenure term (users early in their log, sign-up bursts, stay "
            "longer) covers part of that, no per-user term is fitted."]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text("\n".join(md) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"summary": rows, "hazard": hazards, "leave_models": fits, "env_replay": env_runs,
-                                                    "policies": {" / ".join(k): v for k, v in policies.items()}, "command": cmd},
-                                                   indent=1) + "\n")
+    curves = {"real, train users": lengths_at[(gap, "train")], "real, test users": real,
+              **{f"replayed: {n}": r for n, r in replays.items()},
+              f"real, test sessions after >= {MIN_CUT} items": er_lengths["real"],
+              "RecSimEnv-v1, log-replay policy": er_lengths["env"]}
+    results = {"summary": rows, "hazard": hazards, "leave_models": fits, "env_replay": env_runs,
+               "policies": {" / ".join(k): v for k, v in policies.items()}, "command": cmd}
+    print("\n".join(md))
+    write_report(args.out, "\n".join(md) + "\n", results,
+                 lambda _, path: plot_lengths(curves, f"{ds.name} sessions, gap < {gap / 3600:g} h", path))
+    return 0
+
+
+def plot_lengths(curves: dict[str, np.ndarray], title: str, path: Path) -> None:
+    """Survival curves (share of sessions at least this long) of each set of session lengths, log-log."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    curves = {"real, train users": lengths_at[(gap, "train")], "real, test users": real,
-              **{f"replayed: {n}": r for n, r in replays.items()},
-              f"real, test sessions after >= {MIN_CUT} items": er_lengths["real"],
-              "RecSimEnv-v1, log-replay policy": er_lengths["env"]}
     for label, lengths in curves.items():
         x = np.sort(lengths)
         ax.plot(x, 1 - np.arange(len(x)) / len(x), label=label, ls="-" if label.startswith("real") else "--",
                 lw=2.2 if "RecSimEnv" in label or "after" in label else 1.2)
     ax.set(xscale="log", yscale="log", xlabel="session length (interactions)", ylabel="share of sessions >= length",
-           title=f"{ds.name} sessions, gap < {gap / 3600:g} h")
+           title=title)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out.with_suffix(".png"), dpi=120)
-    print("\n".join(md))
-    return 0
-
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 if __name__ == "__main__":
     sys.exit(main())

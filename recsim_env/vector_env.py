@@ -112,12 +112,12 @@ class RecSimVectorEnv(VectorEnv):
             feedback = empty_feedback(n, K)
             terms = np.full((n, len(REWARD_TERMS)), np.nan)
             errors = np.zeros(n, np.int64)
-        if out is not None and not stepped.all():
-            rows = np.flatnonzero(stepped)
-            for key, arr in out.feedback.items():
-                feedback[key][rows] = arr
-            terms[rows] = out.terms
-            errors[rows] = out.errors
+            if out is not None:  # some rows only reset: theirs stay empty
+                rows = np.flatnonzero(stepped)
+                for key, arr in out.feedback.items():
+                    feedback[key][rows] = arr
+                terms[rows] = out.terms
+                errors[rows] = out.errors
         return {
             "feedback": feedback, "_feedback": stepped.copy(),
             "reward_terms": dict(zip(REWARD_TERMS, np.ascontiguousarray(terms.T))), "_reward_terms": stepped.copy(),
