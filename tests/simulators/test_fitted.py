@@ -190,3 +190,17 @@ def test_compiled_answers_carry_the_numpy_utilities(model, ml100k):
     probs = np.stack([r.choice_probs for r in model.respond(page, [np.random.default_rng(i) for i in range(len(page))])])
     z = np.exp(np.concatenate([u, np.full((len(u), 1), model.b_none)], 1))
     np.testing.assert_allclose(probs, (1 - slip) * z / z.sum(1, keepdims=True) + slip / (u.shape[1] + 1), rtol=1e-6, atol=1e-9)
+
+
+def test_compiled_watch_bins_follow_the_numpy_watch_head(model, ml100k):
+    """The kernel samples watch bins inline; over many draws the ratings of watched items average to the numpy watch
+    head's expected rating (``expected_ratings``), item by item."""
+    req = requests(ml100k, "feed", n=1, k=5, seed=3)[0]
+    n = 12000
+    answers = model.respond([req] * n, [np.random.default_rng(i) for i in range(n)])
+    ratings = np.stack([a.rating for a in answers])  # NaN where the user was not interested
+    want = model.expected_ratings([req])[0]
+    for k in range(5):
+        got = ratings[:, k][~np.isnan(ratings[:, k])]
+        assert len(got) > 100, (k, len(got))
+        assert abs(got.mean() - want[k]) < 4 * got.std() / np.sqrt(len(got)) + 0.02, (k, got.mean(), want[k])
