@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from recsim_cli.errors import UsageError
+
 __all__ = ["add_parsers", "cmd_eval_simulator", "cmd_train_simulator"]
 
 
@@ -76,10 +78,13 @@ def cmd_eval_simulator(args: argparse.Namespace) -> int:
     from benchmarks.fidelity import FidelityConfig, run
 
     names = [*args.baselines.split(","), args.simulator] if args.baselines else [args.simulator]
+    if args.protocol != "usermirrorer" and (args.scenes or args.save_scenes):
+        raise UsageError(f"--scenes and --save-scenes apply to --protocol usermirrorer, not to --protocol {args.protocol}.")
+    if args.add_to and args.protocol != "fidelity":
+        raise UsageError(f"--add-to applies to the fidelity tables (--protocol fidelity), not to --protocol {args.protocol}.")
     config = FidelityConfig(per_user=args.per_user, negatives=tuple(args.negatives.split(",")), feed_per_user=args.feed_per_user)
     if args.protocol == "policy-ranking":
         from benchmarks.protocols import policy_ranking
-        from recsim_cli.errors import UsageError
 
         if args.simulator not in ("fitted", "llm"):
             raise UsageError(f"--protocol policy-ranking runs the env with --simulator fitted or llm, got {args.simulator!r}.")
@@ -89,12 +94,19 @@ def cmd_eval_simulator(args: argparse.Namespace) -> int:
         return 0
     if args.protocol == "agent4rec":
         from benchmarks.protocols import agent4rec
-        from recsim_cli.errors import UsageError
 
-        if args.add_to:
-            raise UsageError("--add-to applies to the fidelity tables (--protocol fidelity), not to --protocol agent4rec.")
         out = args.out or f"benchmarks/results/agent4rec_{Path(args.simulator.rstrip('/')).name.replace(':', '_')}"
         agent4rec.run(names, args.dataset, config, out, args.command_line)
+        return 0
+    if args.protocol == "usermirrorer":
+        from benchmarks.protocols import usermirrorer
+
+        out = args.out or f"benchmarks/results/usermirrorer_{Path(args.simulator.rstrip('/')).name.replace(':', '_')}"
+        try:
+            cfg = usermirrorer.UserMirrorerConfig(n_scenes=args.n_scenes)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        usermirrorer.run(names, args.dataset, cfg, out, args.command_line, args.scenes, args.save_scenes)
         return 0
     out = args.out or f"benchmarks/results/fidelity_{Path(args.simulator.rstrip('/')).name.replace(':', '_')}"
     results = run(names, args.dataset, config, out, args.command_line, args.add_to, args.perception)
@@ -148,13 +160,20 @@ def _add_eval_simulator(sub) -> None:
     p = sub.add_parser("eval-simulator", help="fidelity of a simulator on held-out test users (benchmarks/fidelity.py)")
     p.set_defaults(func=cmd_eval_simulator)
     p.add_argument("--simulator", required=True, help="fitted, llm, llm:<adapter dir>, or an adapter / model directory")
-    p.add_argument("--protocol", default="fidelity", choices=["fidelity", "agent4rec", "policy-ranking"],
-                   help="fidelity: this project's scenes (choice, like/dislike, judge, reason); agent4rec: like/dislike at "
+    p.add_argument("--protocol", default="fidelity", choices=["fidelity", "usermirrorer", "agent4rec", "policy-ranking"],
+                   help="fidelity: this project's scenes (choice, like/dislike, judge, reason); usermirrorer: 5-option "
+                   "choice on scenes built as UserMirrorer's code builds them (benchmarks/protocols/usermirrorer.py); "
+                   "agent4rec: like/dislike at "
                    "1:1, 1:3, 1:9 and rating RMSE / MAE (benchmarks/protocols/agent4rec.py); policy-ranking: Spearman's "
                    "rho between policies' offline metrics on held-out logs and their returns in the env "
                    "(benchmarks/protocols/policy_ranking.py)")
-    p.add_argument("--policies", default="random,popular,content,BPR,LightGCN,SASRec,GRU4Rec,NARM",
-                   help="policy-ranking: heuristics (random, popular, content) and RecBole models by name")
+    p.add_argument("--policies", default="random,popular,content,BPR,LightGCN,SASRec,GRU4Rec,NARM,ppo",
+                   help="policy-ranking: heuristics (random, popular, content), RecBole models by name, ppo (the "
+                   "candidates-mode agent of `recsim rollout --policy ppo`)")
+    p.add_argument("--scenes", default=None, help="usermirrorer: score UserMirrorer's released eval file (<dataset>_eval.jsonl) "
+                   "instead of scenes built here")
+    p.add_argument("--save-scenes", default=None, help="usermirrorer: also write the scenes in their eval-file format")
+    p.add_argument("--n-scenes", type=int, default=1000, help="usermirrorer: decisions drawn for built scenes")
     p.add_argument("--baselines", default="random,popularity,fitted", help="comma-separated rows shown beside it ('' for none)")
     p.add_argument("--dataset", default="ml-100k")
     p.add_argument("--per-user", type=int, default=2, help="choice scenes per test user")

@@ -7,7 +7,9 @@ slate of ``K`` items (catalog mode). Offline, against the user's next ``horizon`
 (binary relevance). In the simulator, from the same start: one episode per start (seeded), its return and click
 rate. Spearman's rho between the policies' offline and simulated means, with a 95% bootstrap interval over users
 (each resample recomputes every policy's means on the same users). Policies are trained on the train users only
-(RecBole backbones; heuristics need no training), so the evaluated users' logs never reach them.
+(RecBole backbones, the PPO agent; heuristics need no training), so the evaluated users' logs never reach them. The PPO
+agent ranks the env's 50 candidates (candidates mode: its own env, same simulator and starts); the others pick from
+the whole catalogue.
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def evaluate(env: gym.Env, policies: dict, config: RankingConfig, progress: bool = True) -> dict:
     """Per policy and start: offline Recall@K / NDCG@K of its first slate, the simulated episode's return and click
-    rate; Spearman's rho of the policies' means with bootstrap intervals over users."""
+    rate; Spearman's rho of the policies' means with bootstrap intervals over users. A policy is ``act(obs, info)``,
+    or ``(act, its_env)`` for one that acts in an env of its own action mode (same simulator, users and starts; e.g.
+    a candidates-mode agent; the first slate is read as item indices from ``info["feedback"]["item_id"]``)."""
     from tqdm.auto import tqdm
 
     ds = env.unwrapped.batch.dataset
@@ -84,16 +88,16 @@ def evaluate(env: gym.Env, policies: dict, config: RankingConfig, progress: bool
     names = list(policies)
     per = {k: np.full((len(names), len(points)), np.nan) for k in ("recall", "ndcg", "return", "click_rate")}
     for p, name in enumerate(names):
-        act = policies[name]
+        act, penv = policies[name] if isinstance(policies[name], tuple) else (policies[name], env)
         for s, (user, cut) in enumerate(tqdm(points, desc=f"policy ranking: {name}", disable=not progress, leave=False)):
             h = ds.history(user)
             relevant = ds.inter_item[h.start + cut : h.stop]
-            obs, info = env.reset(seed=config.seed + s, options={"user_index": user, "history_cut": cut})
+            obs, info = penv.reset(seed=config.seed + s, options={"user_index": user, "history_cut": cut})
             total, clicks, shown, first, done = 0.0, 0, 0, None, False
             while not done:
                 slate = np.asarray(act(obs, info))
-                first = slate if first is None else first
-                obs, reward, terminated, truncated, info = env.step(slate)
+                obs, reward, terminated, truncated, info = penv.step(slate)
+                first = np.asarray(info["feedback"]["item_id"]) if first is None else first
                 total += float(reward)
                 clicks += int(info["feedback"]["clicked"].sum())
                 shown += int(info["feedback"]["played"].sum())
@@ -158,7 +162,7 @@ def plot_results(results: dict, path, simulator: str) -> None:
 
 
 def run(simulator: str, policy_names: Sequence[str], dataset_name: str, config: RankingConfig, out: str | None,
-        command: str, recbole_epochs: int = 3) -> dict:
+        command: str, recbole_epochs: int = 3, agent_timesteps: int = 60_000) -> dict:
     """Rank the named policies (``recsim rollout --policy`` names) in ``simulator``'s env and on the real logs; write
     ``out.{md,json}``."""
     import recsim_env  # noqa: F401  (registers the env)
@@ -169,7 +173,10 @@ def run(simulator: str, policy_names: Sequence[str], dataset_name: str, config: 
     ds = load_dataset(dataset_name)
     env = gym.make(recsim_env.ENV_ID, dataset=ds, simulator=simulator, user_split=config.split,
                    feedback_mode=config.feedback_mode, slate_size=config.slate_size)
-    policies = {name: as_policy(_policy(name, env, config.seed, recbole_epochs)) for name in policy_names}
+    policies = {}
+    for name in policy_names:
+        policy = _policy(name, env, config, recbole_epochs, agent_timesteps)
+        policies[name] = (as_policy(policy[0]), policy[1]) if isinstance(policy, tuple) else as_policy(policy)
     results = evaluate(env, policies, config)
     results["command"] = command
     text = format_results(results, f"{simulator} simulator vs held-out real logs ({ds.name})", command)
@@ -179,15 +186,26 @@ def run(simulator: str, policy_names: Sequence[str], dataset_name: str, config: 
     return results
 
 
-def _policy(name: str, env: gym.Env, seed: int, recbole_epochs: int):
-    """random, popular, content, or a RecBole model by its RecBole name (BPR, SASRec, ...; trained on the train users,
-    cached): the policies whose training never sees the evaluated users."""
+def _policy(name: str, env: gym.Env, config: RankingConfig, recbole_epochs: int, agent_timesteps: int):
+    """random, popular, content, ppo, or a RecBole model by its RecBole name (BPR, SASRec, ...): the policies whose
+    training never sees the evaluated users (RecBole models and PPO train on the train users, cached). PPO is the
+    candidates-mode agent of ``recsim rollout --policy ppo`` (CandidateScorer, ``agent_timesteps`` picks on the
+    fitted simulator): it ranks the env's 50 mixed candidates, so it acts in a candidates-mode env of its own (same
+    simulator, users and starts) and comes back as ``(policy, env)``."""
     from agents.heuristics import ContentPolicy, PopularityPolicy, RandomPolicy
 
-    heuristics = {"random": lambda: RandomPolicy(env, seed=seed), "popular": lambda: PopularityPolicy(env),
+    heuristics = {"random": lambda: RandomPolicy(env, seed=config.seed), "popular": lambda: PopularityPolicy(env),
                   "content": lambda: ContentPolicy(env)}
     if name in heuristics:
         return heuristics[name]()
+    if name == "ppo":
+        import recsim_env
+        from agents.sb3_agents import SB3Policy, cached_agent
+
+        u = env.unwrapped
+        own = gym.make(recsim_env.ENV_ID, dataset=u.batch.dataset, simulator=u.batch.simulator, user_split=config.split,
+                       feedback_mode=config.feedback_mode, slate_size=config.slate_size, action_mode="candidates")
+        return SB3Policy.load(cached_agent("ppo", agent_timesteps, {"action_mode": "candidates"})).bind(own), own
     from agents.recbole_policy import RecBoleConfig, RecBolePolicy
 
     return RecBolePolicy.train(name, env.unwrapped.batch.dataset, RecBoleConfig(epochs=recbole_epochs), progress=False).bind(env)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -156,6 +157,9 @@ class SceneBuilder:
     answer_format: str = "letters"
     memory_growth: int = 0
     captions: dict[int, str] | None = None  # item index -> perceived video caption (simulators.perception)
+    # A request's option lines as an evaluation protocol shows them (e.g. UserMirrorer's item line), or None for
+    # this builder's own item texts.
+    option_lines: Callable[[SimulationRequest], Sequence[str] | None] | None = None
     item_texts: list[str] = field(init=False)
     user_texts: list[str] = field(init=False)
 
@@ -262,8 +266,13 @@ class SceneBuilder:
         k = len(r.slate)
         if k + 1 > len(LETTERS):
             raise ValueError(f"Page mode labels options A-Z: slate_size must be <= {len(LETTERS) - 1}, got {k}.")
+        shown = self.option_lines(r) if self.option_lines is not None else None
+        if shown is None:
+            shown = [self.item_texts[int(item)] for item in r.slate]
+        elif len(shown) != k:
+            raise ValueError(f"option_lines gave {len(shown)} lines for a slate of {k} items.")
         lines = ["The recommender shows you now:"]
-        lines += [f"[{LETTERS[j]}] {self.item_texts[int(item)]}" for j, item in enumerate(r.slate)]
+        lines += [f"[{LETTERS[j]}] {text}" for j, text in enumerate(shown)]
         lines.append(f"[{LETTERS[k]}] None of these")
         lines.append("Which one do you click?")
         return "\n".join(lines), k + 1

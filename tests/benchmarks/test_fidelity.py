@@ -74,6 +74,10 @@ def test_evaluate_runs_every_protocol_on_shared_scenes(ml100k, tiny_llm):
     assert rows["fitted"]["like"]["n"] == rows["tiny llm"]["like"]["n"] == rows["random"]["like"]["n"]
     text = format_results(res, "ml-100k", "cmd")
     assert "| tiny llm |" in text and "Agent4Rec" in text and "position-swap" in text
+    # published figures only in the table of the protocol that produced them: G-UBS's judge / reason here, no others
+    gubs = next(line for line in text.splitlines() if "G-UBS on IF-VR" in line).split("|")
+    assert gubs[3].strip() == "0.549" and gubs[5].strip() == "0.629"  # the judge F1 and reason accuracy columns
+    assert "67.3" not in text and "0.815" not in text and "same protocols" not in text
 
 
 def test_shipped_adapters_are_found_by_name(ml100k):

@@ -44,3 +44,32 @@ def test_the_log_replaying_oracle_scores_full_recall_offline(ml100k):
     rho = res["rho"]["ndcg vs return"]
     assert -1 <= rho["rho"] <= 1 and rho["ci"][0] <= rho["ci"][1]
     assert "SimUSER" in format_results(res, "test", "cmd")
+
+
+def test_a_candidates_mode_ppo_agent_is_ranked_in_its_own_env(ml100k):
+    from benchmarks.protocols.policy_ranking import _policy
+
+    env = gym.make(recsim_env.ENV_ID, dataset=ml100k, user_split="test")
+    config = RankingConfig(max_users=6, bootstrap=20)
+    ppo, own = _policy("ppo", env, config, recbole_epochs=1, agent_timesteps=1000)  # trained on train users (cached)
+    assert own.unwrapped.batch.simulator is env.unwrapped.batch.simulator and own.action_space.nvec.tolist() == [50] * 10
+    firsts = []
+
+    def recording(obs, info):
+        slate = ppo.act(obs, info)
+        if obs["step"][0] == 0:
+            firsts.append(np.asarray(obs["candidates"])[slate])  # the items it shows first
+        return slate
+
+    res = evaluate(env, {"ppo": (recording, own), "random": as_policy(RandomPolicy(env, seed=0))}, config, progress=False)
+    assert res["n_starts"] == 6 == len(firsts) and np.isfinite(res["means"]["return"]["ppo"])
+    # the offline metric scores the items it showed (candidate indices mapped to items), not the indices
+    recall = [recall_at_k(f, ml100k.inter_item[ml100k.history(u)][cut:]) for f, (u, cut) in zip(firsts, starts(ml100k, config))]
+    assert res["means"]["recall"]["ppo"] == pytest.approx(np.mean(recall)) and max(f.max() for f in firsts) >= 50
+    future = {u: ml100k.inter_item[ml100k.history(u)][cut:] for u, cut in starts(ml100k, config)}
+
+    def candidates_oracle(obs, info):  # the candidates the user really consumed next, first
+        return np.argsort(~np.isin(obs["candidates"], future[int(info["user_index"])]), kind="stable")[:10]
+
+    res = evaluate(env, {"oracle": (candidates_oracle, own), "random": as_policy(RandomPolicy(env, seed=0))}, config, progress=False)
+    assert res["means"]["recall"]["oracle"] > res["means"]["recall"]["random"]  # read as items, its hits count
