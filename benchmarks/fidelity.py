@@ -47,7 +47,7 @@ from simulators.training.scenes import ChoiceScene, FeedScene, SceneConfig
 from simulators.training.scenes import choice_scenes as exposure_scenes
 
 __all__ = [
-    "Contender", "FidelityConfig", "binary_metrics", "bootstrap_ci", "choice_metrics", "choice_scenes", "class_metrics",
+    "Contender", "FidelityConfig", "binary_cis", "binary_metrics", "bootstrap_ci", "choice_metrics", "choice_scenes", "class_metrics",
     "co_occurrence_scorer", "evaluate", "like_requests", "popularity_scorer", "random_scorer", "reversed_scenes", "roc_auc",
     "simulator_contender", "simulator_scorer",
 ]
@@ -335,9 +335,10 @@ def _fast_auc(scores: np.ndarray, truth: np.ndarray) -> float:
     return float((rankdata(scores)[truth].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def _binary_cis(m: dict, predicted: np.ndarray, truth: np.ndarray, scores: np.ndarray, users: np.ndarray) -> dict:
-    """Adds 95% bootstrap intervals over users of accuracy and ROC AUC to the metrics ``m``."""
+def binary_cis(m: dict, predicted: np.ndarray, truth: np.ndarray, scores: np.ndarray, users: np.ndarray) -> dict:
+    """Adds 95% bootstrap intervals over users of accuracy, F1 and ROC AUC to the metrics ``m``."""
     m["accuracy_ci"] = bootstrap_ci(lambda i: float((predicted[i] == truth[i]).mean()), users)
+    m["f1_ci"] = bootstrap_ci(lambda i: binary_metrics(predicted[i], truth[i])["f1"], users)
     m["auc_ci"] = bootstrap_ci(lambda i: _fast_auc(scores[i], truth[i]), users)
     return m
 
@@ -404,11 +405,11 @@ def evaluate(dataset: Dataset, contenders: Sequence[Contender], config: Fidelity
             p = np.concatenate(c.skip(reqs))
             t = np.concatenate(truth)
             users = np.concatenate([[r.user] * len(r.slate) for r in reqs])
-            row["like"] = _binary_cis(binary_metrics(p < 0.5, t, scores=1.0 - p), p < 0.5, t, 1.0 - p, users)
+            row["like"] = binary_cis(binary_metrics(p < 0.5, t, scores=1.0 - p), p < 0.5, t, 1.0 - p, users)
             steps.update()
             p = np.concatenate(c.skip([s.request for s in sc.feed]))
             users = np.concatenate([[s.user] * len(s.request.slate) for s in sc.feed])
-            row["judge"] = _binary_cis(binary_metrics(p >= 0.5, skips, scores=p), p >= 0.5, skips, p, users)
+            row["judge"] = binary_cis(binary_metrics(p >= 0.5, skips, scores=p), p >= 0.5, skips, p, users)
             steps.update()
         if c.reasons is not None and reason_truth:
             dists = c.reasons([s.request for s in sc.feed])

@@ -4,11 +4,12 @@ Protocol (Agent4Rec; SimUSER and AlignUSER report its 1:1 setting on MovieLens):
 ``positives`` real interactions are held out of the memory and mixed with ``ratio`` times as many items the user never
 interacted with, shown as one shuffled feed (:func:`benchmarks.fidelity.like_requests`); the simulator "likes" an item
 when its P(fast skip) < 0.5. Reported per ratio: accuracy, precision, recall and F1 of "like" (a real item is a like),
-and ROC AUC (threshold-free), with 95% bootstrap intervals over users for accuracy.
+and ROC AUC (threshold-free), with 95% bootstrap intervals over users for accuracy, F1 and AUC.
 
 Ratings: for each held-out real item with a real rating, the simulator's expected rating if the user watches it
 (``expected_ratings``), against the real rating: RMSE and MAE. Baselines: the train users' global mean rating and each
-item's smoothed train mean rating (the "mean-rating" rows), which any simulator's rating head has to beat.
+item's smoothed train mean rating (the "mean-rating" rows), which any simulator's rating head has to beat; 95%
+bootstrap intervals over users.
 
 Published figures sit in the column of the protocol that produced them, as quoted in issue 24 (different data splits
 and models): 1:1 on MovieLens Agent4Rec 0.691, SimUSER 0.791, AlignUSER 0.832 (ENF and VRAgent-R1 report 0.815
@@ -22,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from benchmarks.fidelity import Contender, FidelityConfig, binary_metrics, bootstrap_ci, like_requests
+from benchmarks.fidelity import Contender, FidelityConfig, binary_cis, binary_metrics, bootstrap_ci, like_requests
 from recsim_env.data import Dataset
 from recsim_env.features import item_features
 
@@ -71,14 +72,15 @@ def evaluate(dataset: Dataset, contenders: Sequence[Contender], config: Fidelity
             users = np.concatenate([[q.user] * len(q.slate) for q in reqs])
             if contender.skip is not None:
                 p = np.concatenate(contender.skip(reqs))
-                m = binary_metrics(p < 0.5, t, scores=1.0 - p)
-                m["accuracy_ci"] = bootstrap_ci(lambda i: float(((p[i] < 0.5) == t[i]).mean()), users)
-                row[f"like 1:{r}"] = m
+                row[f"like 1:{r}"] = binary_cis(binary_metrics(p < 0.5, t, scores=1.0 - p), p < 0.5, t, 1.0 - p, users)
             if contender.ratings is not None and r == ratios[0]:  # ratings: the held-out real items (same for any ratio)
                 real = np.concatenate(truth)
                 pred = np.concatenate(contender.ratings(reqs))[real]
                 rated = _real_ratings(dataset, reqs, truth)
-                row["rating"] = rating_metrics(pred, rated)
+                m = rating_metrics(pred, rated)
+                for key in ("rmse", "mae"):
+                    m[f"{key}_ci"] = bootstrap_ci(lambda i: rating_metrics(pred[i], rated[i])[key], users[real])
+                row["rating"] = m
         rows[contender.name] = row
     return {"config": {**c.__dict__, "negatives": list(c.negatives)}, "ratios": list(ratios), "rows": rows,
             "scenes": {f"1:{r}": {"users": len(reqs), "items": int(sum(len(q.slate) for q in reqs))} for r, (reqs, _) in scenes.items()}}

@@ -34,9 +34,11 @@ matters for the number:
 Substitution: their content embedding is gte-Qwen2-1.5B-instruct over ``json.dumps({title, genres, year})``; here
 it is TF-IDF (unit-normalised, so similarity is cosine) over the same text: no such model ships here.
 
-Their released evaluation scenes (``<dataset>_eval.jsonl``: ``text``, ``user_id``, ``item_id``, ``timestamp``,
-``item_pos``, ``choice_cnt``) are scored instead with ``--scenes PATH`` when they are on disk and the dataset has
-their users and items (ml-1m): options are matched to items by their item line, the memory is the user's last
+Their released evaluation scenes (``<dataset>_eval.jsonl``, as their ``scene_sampling.py --eval_set`` writes them
+and the MirrorUser/UserMirrorer-eval set holds them: ``text``, ``user_id``, ``item_id``, ``timestamp``, ``item_pos``,
+``choice_cnt``, ``dataset``) are scored instead when they are on disk: ``--scenes PATH``, or without it
+``$RECSIM_CACHE/usermirrorer/<dataset>_eval.jsonl`` when that file exists (:func:`released_scenes_path`). Rows of
+another ``dataset`` are skipped; the dataset must have their users and items (their MovieLens scenes: ml-1m): options are matched to items by their item line, the memory is the user's last
 ``n`` real items before the timestamp, ``n`` the number of history entries in their text. :func:`save_scenes`
 writes scenes built here in that format (plus the options' ids, ``impression_list``, which their reader ignores), so
 UserMirrorer's own ``run_eval.py`` can score them too.
@@ -63,7 +65,7 @@ from simulators.training.scenes import ChoiceScene
 
 __all__ = ["PUBLISHED", "Scene", "UserMirrorerConfig", "build_scenes", "collaborative_embedding", "content_embedding",
            "evaluate", "format_results", "item_line", "load_scenes", "merge_ranking_lists", "plot_results",
-           "position_prior", "run", "save_scenes"]
+           "position_prior", "released_scenes_path", "run", "save_scenes"]
 
 PUBLISHED = "Llama-3.2-3B 23.3%, +SFT+DPO (UserMirrorer) 67.3%, GPT-5.1 63.3%, Gemini-3-Pro 73.6% (ML-1M, their scenes)"
 NEW_RELEASE = "[New Release]"
@@ -283,6 +285,14 @@ def _seconds(value) -> float:
     return datetime.fromisoformat(str(value)).replace(tzinfo=timezone.utc).timestamp()
 
 
+def released_scenes_path(dataset: str) -> Path:
+    """Where ``recsim eval-simulator --protocol usermirrorer`` looks for their released eval scenes of ``dataset``
+    when no ``--scenes`` is given: ``$RECSIM_CACHE/usermirrorer/<dataset>_eval.jsonl``."""
+    from recsim_env.data import cache_dir
+
+    return cache_dir() / "usermirrorer" / f"{dataset}_eval.jsonl"
+
+
 def load_scenes(path: str | Path, dataset: Dataset) -> list[Scene]:
     """Their eval file (``save_scenes``'s format, as their ``scene_sampling.py --eval_set`` writes it) as scenes on
     ``dataset``: users and target items by id, the other options by id (``impression_list``) or else by their item
@@ -300,6 +310,8 @@ def load_scenes(path: str | Path, dataset: Dataset) -> list[Scene]:
             if not raw.strip():
                 continue
             row = json.loads(raw)
+            if row.get("dataset", dataset.name) != dataset.name:  # their eval set mixes datasets
+                continue
             missing = {"text", "user_id", "item_id", "timestamp", "item_pos"} - set(row)
             if missing:
                 raise ValueError(f"{path}:{n}: not a UserMirrorer eval scene: no {sorted(missing)} (expected their "
@@ -321,6 +333,8 @@ def load_scenes(path: str | Path, dataset: Dataset) -> list[Scene]:
             h = dataset.history(user)
             j = int(np.searchsorted(dataset.inter_time[h], ts, side="left"))
             scenes.append(_scene(dataset, cat, user, j, ts, options, sources, row["text"]["history"].count("My Behavior:")))
+    if not scenes and not unmatched:
+        raise ValueError(f"{path} holds no scene of dataset {dataset.name!r} (its rows name another \"dataset\").")
     if unmatched:
         raise ValueError(f"{len(unmatched)} of {len(unmatched) + len(scenes)} scenes in {path} do not match "
                          f"{dataset.name!r} (unknown user or item id, an option line no item has, or item_pos not on "
@@ -346,10 +360,13 @@ def _their_lines(contender: Contender, scenes: Sequence[Scene]):
         builder.option_lines = before
 
 
-def evaluate(scenes: Sequence[Scene], contenders: Sequence[Contender], config: UserMirrorerConfig | None = None) -> dict:
+def evaluate(scenes: Sequence[Scene], contenders: Sequence[Contender], config: UserMirrorerConfig | None = None,
+             progress: bool = False) -> dict:
     """Per contender: expected accuracy (mean probability of the real item) with its standard error over scenes, the
     seeded ``repeats``-sample estimate their ``run_eval`` computes, argmax accuracy (ties split) and log-loss; plus the
     scenes' make-up (distractor sources, real-item positions)."""
+    from tqdm.auto import tqdm
+
     c = config or UserMirrorerConfig()
     if not scenes:
         raise ValueError("No scenes to score.")
@@ -357,7 +374,8 @@ def evaluate(scenes: Sequence[Scene], contenders: Sequence[Contender], config: U
     targets = np.array([s.target for s in choice])
     n, k = len(scenes), len(choice[0].request.slate)
     rows = {}
-    for contender in [*contenders, Contender("position prior (options A-D, never E)", position_prior)]:
+    every = [*contenders, Contender("position prior (options A-D, never E)", position_prior)]
+    for contender in tqdm(every, desc="usermirrorer: contenders", disable=not progress):
         if contender.choice is None:
             continue
         with _their_lines(contender, scenes):
@@ -429,18 +447,21 @@ def plot_results(results: dict, path) -> None:
 
 def run(names: Sequence[str], dataset_name: str, config: UserMirrorerConfig, out: str | None, command: str,
         scenes_path: str | None = None, save_path: str | None = None) -> dict:
-    """Score the named contenders (``benchmarks.fidelity.contenders_for``) on scenes built here, or on their released
-    eval file ``scenes_path``; print the table and write ``out.{md,json,png}`` (and the scenes to ``save_path``)."""
+    """Score the named contenders (``benchmarks.fidelity.contenders_for``) on their released eval file ``scenes_path``
+    (default: :func:`released_scenes_path` if it exists), else on scenes built here; print the table and write ``out.{md,json,png}`` (and the scenes to ``save_path``)."""
     from benchmarks.fidelity import contenders_for
     from benchmarks.report import write_report
     from recsim_env.data import load_dataset
 
     ds = load_dataset(dataset_name)
+    if scenes_path is None and released_scenes_path(ds.name).is_file():
+        scenes_path = str(released_scenes_path(ds.name))
+        print(f"scoring their released scenes found at {scenes_path} (pass --scenes to choose another file)")
     scenes = load_scenes(scenes_path, ds) if scenes_path else build_scenes(ds, config)
     source = f"their released scenes ({Path(scenes_path).name})" if scenes_path else f"held-out {config.split} users' scenes built with their sampler"
     if save_path:
         print(f"wrote {save_scenes(save_path, scenes, ds)}")
-    results = evaluate(scenes, contenders_for(names, ds, config.seed), config)
+    results = evaluate(scenes, contenders_for(names, ds, config.seed), config, progress=True)
     results.update(command=command, scenes=scenes_path or "built")
     text = format_results(results, ds.name, command, source)
     print(text)

@@ -34,6 +34,9 @@ def test_protocol_reports_every_ratio_and_ratings_with_baselines(ml100k):
     for r in agent4rec.RATIOS:  # the real items are a (1 + r)-th of each feed
         assert rows["fitted"][f"like 1:{r}"]["positive_rate"] == pytest.approx(1 / (1 + r))
     assert "rating" not in rows["popularity"] and "like 1:1" not in rows["mean rating (train users)"]
+    for key, m in (("f1", rows["fitted"]["like 1:3"]), ("auc", rows["fitted"]["like 1:3"]), ("rmse", rows["fitted"]["rating"])):
+        lo, hi = m[f"{key}_ci"]  # bootstrap intervals over users around each figure
+        assert lo <= m[key] <= hi and lo < hi
     fitted, glob = rows["fitted"]["rating"], rows["mean rating (train users)"]["rating"]
     assert fitted["n"] == glob["n"] > 0 and fitted["rmse"] < glob["rmse"]  # the fitted watch head beats the global mean
     text = agent4rec.format_results(res, ml100k.name, "cmd")

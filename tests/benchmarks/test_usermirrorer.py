@@ -160,9 +160,10 @@ def test_llm_prompt_shows_their_item_lines(ml100k, tokenizer, scenes):
     assert builder.option_lines is None and "avg" in builder.page_listing(tagged.choice.request)[0]  # restored after
 
 
-def test_cli_scores_built_scenes_and_their_file_alike(tmp_path, capsys):
+def test_cli_scores_built_scenes_and_their_file_alike(tmp_path, capsys, monkeypatch):
     from recsim_cli import main
 
+    monkeypatch.setenv("RECSIM_CACHE", str(tmp_path / "cache"))
     out, saved = tmp_path / "um", tmp_path / "scenes.jsonl"
     args = ["eval-simulator", "--protocol", "usermirrorer", "--simulator", "fitted", "--baselines", "popularity"]
     assert main([*args, "--n-scenes", "60", "--out", str(out), "--save-scenes", str(saved)]) == 0
@@ -172,6 +173,15 @@ def test_cli_scores_built_scenes_and_their_file_alike(tmp_path, capsys):
     again = (tmp_path / "again.md").read_text()
     row = [line for line in first.splitlines() if line.startswith("| fitted |")]
     assert row == [line for line in again.splitlines() if line.startswith("| fitted |")]
+    released = um.released_scenes_path("ml-100k")  # their released file, where the cache has one, is scored by default
+    assert released.parent.parent == tmp_path / "cache"
+    released.parent.mkdir(parents=True)
+    mixed = saved.read_text().splitlines()
+    other = json.loads(mixed[0]) | {"dataset": "ml-1m", "user_id": "no-such-user"}  # their set mixes datasets
+    released.write_text("\n".join([json.dumps(other), *mixed[:30]]) + "\n")
+    assert main([*args, "--out", str(tmp_path / "released")]) == 0
+    assert "scoring their released scenes found at" in capsys.readouterr().out
+    assert "30 scenes" in (tmp_path / "released.md").read_text() and "(ml-100k_eval.jsonl)" in (tmp_path / "released.md").read_text()
     assert main(["eval-simulator", "--protocol", "agent4rec", "--simulator", "fitted", "--scenes", str(saved)]) == 2
     assert "--scenes and --save-scenes apply to --protocol usermirrorer" in capsys.readouterr().err
 
