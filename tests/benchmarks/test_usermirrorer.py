@@ -50,6 +50,23 @@ def test_scenes_hold_their_sampler_invariants(ml100k, scenes):
     assert sources == {"target", "random", "collaborative", "content"}
 
 
+def test_a_tiny_dataset_without_years_or_ratings(tiny_playtime_dataset, tmp_path):
+    from recsim_env.data import load_dataset
+
+    ds = load_dataset(tiny_playtime_dataset, split_fractions=(0.5, 0.0, 0.5))
+    built = um.build_scenes(ds, um.UserMirrorerConfig(n_scenes=40))
+    assert len(built) == 40
+    for s in built:
+        c, r = s.choice, s.choice.request
+        h = ds.history(c.user)
+        assert ds.split[c.user] == ds.SPLITS["test"] and c.position >= 3 and c.target < 4
+        assert (r.slate == ds.inter_item[h.start + c.position]).sum() == 1 and len(set(r.slate.tolist())) == 5
+        assert not np.isin(np.delete(r.slate, c.target), ds.inter_item[h]).any()
+        assert not any(line.startswith("[New Release]") for line in s.lines)  # no release years: never tagged
+    back = um.load_scenes(um.save_scenes(tmp_path / "tiny.jsonl", built, ds), ds)
+    assert [b.choice.request.slate.tolist() for b in back] == [s.choice.request.slate.tolist() for s in built]
+
+
 def test_same_seed_same_scenes(ml100k, scenes):
     again = um.build_scenes(ml100k, um.UserMirrorerConfig(n_scenes=300))
     assert [s.choice.request.slate.tolist() for s in again] == [s.choice.request.slate.tolist() for s in scenes]
