@@ -201,6 +201,7 @@ def test_cli_scores_built_scenes_and_their_file_alike(tmp_path, capsys, monkeypa
     assert "30 scenes" in (tmp_path / "released.md").read_text() and "(ml-100k_eval.jsonl)" in (tmp_path / "released.md").read_text()
     assert main(["eval-simulator", "--protocol", "agent4rec", "--simulator", "fitted", "--scenes", str(saved)]) == 2
     assert "--scenes and --save-scenes apply to --protocol usermirrorer" in capsys.readouterr().err
+    assert main([*args, "--n-scenes", "0"]) == 2 and "n_scenes >= 1" in capsys.readouterr().err
 
 
 def test_an_llm_simulator_answers_their_scenes(ml100k, tiny_llm, scenes):
