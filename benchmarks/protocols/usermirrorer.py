@@ -309,10 +309,17 @@ def load_scenes(path: str | Path, dataset: Dataset) -> list[Scene]:
         for n, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
-            row = json.loads(raw)
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{n}: not JSON ({e}); expected one scene object per line.") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{n}: expected a JSON object per line, got {type(row).__name__}.")
             if row.get("dataset", dataset.name) != dataset.name:  # their eval set mixes datasets
                 continue
             missing = {"text", "user_id", "item_id", "timestamp", "item_pos"} - set(row)
+            if not missing and not (isinstance(row["text"], dict) and {"action_list", "history"} <= set(row["text"])):
+                missing = {"text.action_list", "text.history"}
             if missing:
                 raise ValueError(f"{path}:{n}: not a UserMirrorer eval scene: no {sorted(missing)} (expected their "
                                  "scene_sampling.py --eval_set output).")
@@ -325,7 +332,7 @@ def load_scenes(path: str | Path, dataset: Dataset) -> list[Scene]:
                 options = [by_line.get(line) for line in shown]
                 if target is not None and 0 <= pos < len(shown) and shown[pos] == f"{cat.titles[target]} - {cat.genres[target]}":
                     options[pos] = target
-            if user is None or target is None or None in options or options[pos] != target:
+            if user is None or target is None or None in options or not 0 <= pos < len(options) or options[pos] != target:
                 unmatched.append(n)
                 continue
             ts = _seconds(row["timestamp"])

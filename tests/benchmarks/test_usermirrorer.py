@@ -158,6 +158,12 @@ def test_their_file_format_round_trips_and_bad_files_say_why(ml100k, scenes, tmp
     bad.write_text('{"user_id": "1"}\n')
     with pytest.raises(ValueError, match="not a UserMirrorer eval scene"):
         um.load_scenes(bad, ml100k)
+    bad.write_text(lines[0] + "\nnot json\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: not JSON"):
+        um.load_scenes(bad, ml100k)
+    bad.write_text(json.dumps(json.loads(lines[0]) | {"text": "flat"}) + "\n")
+    with pytest.raises(ValueError, match=r"no \['text.action_list', 'text.history'\]"):
+        um.load_scenes(bad, ml100k)
 
 
 def test_llm_prompt_shows_their_item_lines(ml100k, tokenizer, scenes):
