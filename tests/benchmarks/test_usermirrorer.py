@@ -219,3 +219,26 @@ def test_an_llm_simulator_answers_their_scenes(ml100k, tiny_llm, scenes):
     m = res["rows"]["tiny llm"]
     assert 0.0 < m["expected_accuracy"] < 1.0 and np.isfinite(m["log_loss"]) and m["n"] == 6
     assert llm.scenes.option_lines is None
+
+
+def test_exact_svd_gives_their_svd_lowrank_top_lists(ml100k):
+    """Their get_spectral_info (torch.svd_lowrank, q=256, niter=10), verbatim: the same collaborative top 32."""
+    import torch
+
+    idx = torch.tensor(np.stack([ml100k.inter_user, ml100k.inter_item]))
+    mat = torch.sparse_coo_tensor(idx, torch.ones(idx.shape[1]), size=(ml100k.n_users, ml100k.n_items)).coalesce()
+
+    def degree(m, dim=0, exp=-0.5):
+        return torch.nan_to_num(torch.clip(torch.sparse.sum(m, dim=dim).to_dense(), min=1.0).pow(exp), nan=1.0, posinf=1.0, neginf=1.0)
+
+    vals = mat.values() * degree(mat, 0).reshape(-1, 1)[mat.indices()[1]].squeeze()
+    norm = torch.sparse_coo_tensor(mat.indices(), degree(mat, 1)[mat.indices()[0]] * vals, size=mat.shape, dtype=torch.float).coalesce()
+    torch.manual_seed(0)
+    _, _, v = torch.svd_lowrank(norm, q=256, niter=10)
+    theirs = (v[:, :64] * degree(mat, 0, 0.5).reshape(-1, 1)).numpy().astype(np.float64)
+    ours = um.collaborative_embedding(ml100k, 64)
+    rows = np.zeros((40, ml100k.n_items))
+    for s, u in enumerate(ml100k.users("test")[:40]):
+        rows[s, ml100k.inter_item[ml100k.history(u)]] = 1.0
+    for a, b in zip(rows @ ours @ ours.T, rows @ theirs @ theirs.T):
+        assert len(set(np.argsort(-a)[:32]) & set(np.argsort(-b)[:32])) >= 31
