@@ -39,7 +39,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from benchmarks.report import write_report
+from benchmarks.report import publish
 from recsim_env.data import Dataset, load_dataset
 from recsim_env.features import item_features
 from simulators.base import SimulationRequest, UserSimulator, choice_distributions, stack_memory
@@ -604,11 +604,7 @@ def run(names: Sequence[str], dataset_name: str, config: FidelityConfig, out: st
     results["rows"] = {**previous, **results["rows"]}
     results["commands"] = commands
     text = format_results(results, ds.name, commands)
-    print(text)
-    if out:
-        write_report(out, text, results, plot_results)
-    results["markdown"] = text
-    return results
+    return publish(text, results, out, plot_results)
 
 
 DEFAULT_CONTENDERS = ("random", "popularity", "co-occurrence", "fitted-no-co", "fitted")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["write_report"]
+__all__ = ["publish", "write_report"]
 
 
 def write_report(out: str | Path, text: str, results: dict, plot: Callable[[dict, Path], None] | None = None) -> None:
@@ -19,3 +19,13 @@ def write_report(out: str | Path, text: str, results: dict, plot: Callable[[dict
     if plot is not None:
         plot(results, base.with_suffix(".png"))
     print(f"wrote {base}.{{md,json{',png' if plot is not None else ''}}}")
+
+
+def publish(text: str, results: dict, out: str | Path | None, plot: Callable[[dict, Path], None] | None = None) -> dict:
+    """Print a benchmark's table, write ``out.{md,json,png}`` when ``out`` is given, and return ``results`` with the
+    table under ``"markdown"`` (not written to the JSON)."""
+    print(text)
+    if out:
+        write_report(out, text, results, plot)
+    results["markdown"] = text
+    return results

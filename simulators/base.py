@@ -77,7 +77,7 @@ class SimulationRequest:
         Used to replay held-out situations (fidelity, benchmarks); nothing in the slate is marked repeated.
         """
         h = dataset.history(user)
-        idx = np.arange(h.start, h.start + end)[-memory:]
+        idx = np.arange(h.start, h.start + end)[max(end - memory, 0) :]  # memory 0: empty (not [-0:], all)
         ratio = dataset.inter_watch_ratio[idx]
         slate = np.asarray(slate)
         return cls(

@@ -160,15 +160,11 @@ def run(names: Sequence[str], dataset_name: str, config: FidelityConfig, out: st
     """Evaluate the named contenders (``benchmarks.fidelity.contenders_for``) and the mean-rating baselines, print the
     tables and write ``out.{md,json,png}``."""
     from benchmarks.fidelity import contenders_for
-    from benchmarks.report import write_report
+    from benchmarks.report import publish
     from recsim_env.data import load_dataset
 
     ds = load_dataset(dataset_name)
     results = evaluate(ds, contenders_for(names, ds, config.seed) + mean_rating_contenders(ds), config)
     results["command"] = command
     text = format_results(results, ds.name, command)
-    print(text)
-    if out:
-        write_report(out, text, results, plot_results)
-    results["markdown"] = text
-    return results
+    return publish(text, results, out, plot_results)

@@ -167,7 +167,7 @@ def run(simulator: str, policy_names: Sequence[str], dataset_name: str, config: 
     ``out.{md,json}``."""
     import recsim_env  # noqa: F401  (registers the env)
     from agents.base import as_policy
-    from benchmarks.report import write_report
+    from benchmarks.report import publish
     from recsim_env.data import load_dataset
 
     ds = load_dataset(dataset_name)
@@ -180,10 +180,7 @@ def run(simulator: str, policy_names: Sequence[str], dataset_name: str, config: 
     results = evaluate(env, policies, config)
     results["command"] = command
     text = format_results(results, f"{simulator} simulator vs held-out real logs ({ds.name})", command)
-    print(text)
-    if out:
-        write_report(out, text, results, lambda r, path: plot_results(r, path, simulator))
-    return results
+    return publish(text, results, out, lambda r, path: plot_results(r, path, simulator))
 
 
 def _policy(name: str, env: gym.Env, config: RankingConfig, recbole_epochs: int, agent_timesteps: int):

@@ -238,8 +238,8 @@ def _scene(dataset: Dataset, cat: _Catalogue, user: int, position: int, timestam
            sources: tuple[str, ...], memory: int) -> Scene:
     """The page request: memory = the user's last ``memory`` interactions strictly before ``timestamp``."""
     h = dataset.history(user)
-    before = int(np.searchsorted(dataset.inter_time[h], timestamp, side="left")) if memory else 0  # histories: time order
-    req = SimulationRequest.from_history(dataset, user, before, np.asarray(options, np.int64), "page", max(memory, 1))
+    before = int(np.searchsorted(dataset.inter_time[h], timestamp, side="left"))  # histories are in time order
+    req = SimulationRequest.from_history(dataset, user, before, np.asarray(options, np.int64), "page", memory)
     return Scene(ChoiceScene(user, position, req, sources.index("target"), sources), timestamp,
                  tuple(cat.line(int(i), timestamp) for i in options))
 
@@ -458,7 +458,7 @@ def run(names: Sequence[str], dataset_name: str, config: UserMirrorerConfig, out
     """Score the named contenders (``benchmarks.fidelity.contenders_for``) on their released eval file ``scenes_path``
     (default: :func:`released_scenes_path` if it exists), else on scenes built here; print the table and write ``out.{md,json,png}`` (and the scenes to ``save_path``)."""
     from benchmarks.fidelity import contenders_for
-    from benchmarks.report import write_report
+    from benchmarks.report import publish
     from recsim_env.data import load_dataset
 
     ds = load_dataset(dataset_name)
@@ -472,8 +472,4 @@ def run(names: Sequence[str], dataset_name: str, config: UserMirrorerConfig, out
     results = evaluate(scenes, contenders_for(names, ds, config.seed), config, progress=True)
     results.update(command=command, scenes=scenes_path or "built")
     text = format_results(results, ds.name, command, source)
-    print(text)
-    if out:
-        write_report(out, text, results, plot_results)
-    results["markdown"] = text
-    return results
+    return publish(text, results, out, plot_results)

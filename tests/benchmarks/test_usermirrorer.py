@@ -63,6 +63,8 @@ def test_a_tiny_dataset_without_years_or_ratings(tiny_playtime_dataset, tmp_path
         assert (r.slate == ds.inter_item[h.start + c.position]).sum() == 1 and len(set(r.slate.tolist())) == 5
         assert not np.isin(np.delete(r.slate, c.target), ds.inter_item[h]).any()
         assert not any(line.startswith("[New Release]") for line in s.lines)  # no release years: never tagged
+    bare = um.build_scenes(ds, um.UserMirrorerConfig(n_scenes=10, memory=(0, 0)))  # memory 0 means none, not all
+    assert all(len(s.choice.request.history_items) == 0 and s.choice.request.history_count >= 3 for s in bare)
     back = um.load_scenes(um.save_scenes(tmp_path / "tiny.jsonl", built, ds), ds)
     assert [b.choice.request.slate.tolist() for b in back] == [s.choice.request.slate.tolist() for s in built]
 
